@@ -1,0 +1,132 @@
+"""Small framework-free helpers: EasyDict, call/construct by name, format_time, Logger."""
+
+import importlib
+import sys
+import types
+from typing import Any, Callable, Optional, TextIO
+
+
+class EasyDict(dict):
+    """A dict whose items are also attributes: ``d.key`` is ``d['key']``."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+    def __delattr__(self, name: str) -> None:
+        del self[name]
+
+
+def get_obj_by_name(name: str) -> Any:
+    """Finds a Python object by its fully qualified name, e.g. ``'tf2.loss.G_logistic_nonsaturating'``.
+
+    Tries the longest importable module prefix first, then walks attributes.
+    """
+    parts = name.split('.')
+    for i in range(len(parts), 0, -1):
+        module_name = '.'.join(parts[:i])
+        try:
+            obj = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name is not None and not module_name.startswith(e.name):
+                raise    # a real import error inside an existing module
+            continue
+        for attr in parts[i:]:
+            if not hasattr(obj, attr):
+                raise AttributeError(f'{name}: module {module_name!r} has no attribute path '
+                                     f'{".".join(parts[i:])!r}')
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(f'cannot find a module for {name!r}')
+
+
+def call_func_by_name(*args: Any, func_name: str, **kwargs: Any) -> Any:
+    """Calls the function named ``func_name`` (fully qualified) with the given arguments."""
+    func = get_obj_by_name(func_name)
+    if not callable(func):
+        raise TypeError(f'{func_name} is not callable')
+    return func(*args, **kwargs)
+
+
+def construct_class_by_name(*args: Any, class_name: str, **kwargs: Any) -> Any:
+    """Constructs an instance of the class named ``class_name`` (fully qualified)."""
+    cls = get_obj_by_name(class_name)
+    if not isinstance(cls, type):
+        raise TypeError(f'{class_name} is not a class')
+    return cls(*args, **kwargs)
+
+
+def format_time(seconds: float) -> str:
+    """Formats seconds the way the official tick line does: ``12s``, ``3m 04s``, ``2h 05m``, ``1d 03h``."""
+    s = int(round(seconds))
+    if s < 60:
+        return f'{s}s'
+    if s < 60 * 60:
+        return f'{s // 60}m {s % 60:02d}s'
+    if s < 24 * 60 * 60:
+        return f'{s // 3600}h {(s // 60) % 60:02d}m'
+    return f'{s // 86400}d {(s // 3600) % 24:02d}h'
+
+
+class _Tee:
+    def __init__(self, stream: TextIO, file: TextIO, flush: bool):
+        self.stream, self.file, self.flush_always = stream, file, flush
+
+    def write(self, text: str) -> int:
+        if text:
+            self.file.write(text)
+            self.stream.write(text)
+            if self.flush_always:
+                self.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        self.file.flush()
+        self.stream.flush()
+
+    def __getattr__(self, name: str) -> Any:   # isatty, fileno, encoding ... of the real stream
+        return getattr(self.stream, name)
+
+
+class Logger:
+    """Tees ``sys.stdout`` and ``sys.stderr`` into a log file until ``close()`` (or ``with`` exit)."""
+
+    def __init__(self, file_name: Optional[str] = None, file_mode: str = 'a', should_flush: bool = True):
+        self.file = open(file_name, file_mode, encoding='utf-8') if file_name else None
+        self.stdout, self.stderr = sys.stdout, sys.stderr
+        if self.file is not None:
+            sys.stdout = _Tee(self.stdout, self.file, should_flush)
+            sys.stderr = _Tee(self.stderr, self.file, should_flush)
+
+    def __enter__(self) -> 'Logger':
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Restores the original streams and closes the file."""
+        if self.file is None:
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = self.stdout, self.stderr
+        self.file.close()
+        self.file = None
+
+
+def is_top_level_function(obj: Any) -> bool:
+    """True for a module-level function (something call_func_by_name can name)."""
+    return isinstance(obj, types.FunctionType) and '.' not in obj.__qualname__
+
+
+def get_top_level_function_name(obj: Callable) -> str:
+    """Fully qualified name of a module-level function, for storing in options files."""
+    if not is_top_level_function(obj):
+        raise ValueError(f'{obj!r} is not a module-level function')
+    return f'{obj.__module__}.{obj.__name__}'
