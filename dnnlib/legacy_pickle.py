@@ -188,6 +188,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return np.ndarray
         if module == 'numpy' and name == 'dtype':
             return _safe_dtype
+        if (module, name) == ('_codecs', 'encode'):
+            # Protocol 2 on Python 3 spells bytes (the arrays' raw data) as encode(text, 'latin1').
+            return _safe_latin1_encode
         if module == 'copyreg' and name == '_reconstructor':
             # Protocols 0/1 spell object creation this way; only for our stub class.
             return _safe_copyreg_reconstructor
@@ -197,6 +200,12 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid: Any) -> Any:
         raise PickleFormatError('persistent ids are not part of the official format')
+
+
+def _safe_latin1_encode(text: Any, encoding: str = 'utf-8') -> bytes:
+    if not isinstance(text, str) or encoding not in ('latin1', 'latin-1'):
+        raise PickleFormatError('unexpected _codecs.encode call')
+    return text.encode('latin1')
 
 
 def _safe_copyreg_reconstructor(cls: Any, base: Any, state: Any) -> Any:
