@@ -1,0 +1,65 @@
+#!/usr/bin/env python
+"""Generate images with Gs of an official StyleGAN network pickle (NVIDIA's or ours).
+
+Example:
+    python generate_images.py --network karras2019stylegan-ffhq-1024x1024.pkl \\
+        --seeds 0-7 --trunc 0.7 --outdir out --grid
+"""
+
+import argparse
+import os
+import sys
+
+from tf2.generate import NOISE_MODES, generate_images, parse_seeds
+
+
+def _seeds(text):
+    try:
+        return parse_seeds(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(
+        description='Generate one PNG per seed (seedNNNN.png) with Gs of an official '
+                    '(G, D, Gs) StyleGAN pickle, any resolution.',
+        epilog='A seed s means np.random.RandomState(s).randn(1, latent_size), as in NVIDIA\'s '
+               'scripts. Example: python generate_images.py --network net.pkl --seeds 0-7 '
+               '--trunc 0.7 --outdir out --grid')
+    p.add_argument('--network', required=True, metavar='PKL', help='network pickle')
+    p.add_argument('--seeds', required=True, type=_seeds, metavar='LIST',
+                   help='seeds: ranges and lists such as 0-3,7,10-12')
+    p.add_argument('--trunc', type=float, default=None, metavar='PSI',
+                   help='truncation psi (default: the network\'s own, 0.7 for StyleGAN v1; '
+                        '1 disables truncation)')
+    p.add_argument('--trunc-cutoff', type=int, default=None, metavar='N',
+                   help='truncate dlatent rows < N (default: the network\'s own, 8 for v1)')
+    p.add_argument('--noise-mode', choices=NOISE_MODES, default='const',
+                   help='const: the stored noise inputs (deterministic); random: fresh noise '
+                        '(default: %(default)s)')
+    p.add_argument('--outdir', required=True, metavar='DIR', help='output directory (created)')
+    p.add_argument('--grid', action='store_true', help='also write all images as grid.png')
+    p.add_argument('--impl', choices=('tf2', 'legacy'), default='tf2',
+                   help='implementation: tf2 (Keras port) or legacy (TF1-faithful graph mode) '
+                        '(default: %(default)s)')
+    p.add_argument('--minibatch', type=int, default=8, metavar='N',
+                   help='images per forward pass (default: %(default)s)')
+    args = p.parse_args(argv)
+    if args.minibatch < 1:
+        p.error('--minibatch must be at least 1')
+
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    try:
+        written = generate_images(args.network, args.seeds, args.trunc, args.trunc_cutoff,
+                                  args.noise_mode, args.outdir, args.grid, args.impl,
+                                  minibatch_size=args.minibatch)
+    except (OSError, ValueError) as e:
+        print(f'generate_images.py: error: {e}', file=sys.stderr)
+        return 1
+    print(f'wrote {len(written)} images to {args.outdir}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,406 @@
+"""Building blocks shared by the StyleGAN (v1) and StyleGAN2 Keras ports.
+
+Two kinds of things live here:
+
+* Keras layers whose variables carry the **official names and layouts** on purpose: the variable
+  names are the checkpoint format (spec 1.3, 1.5). A layer is given its official scope (for
+  example ``'8x8/Conv0_up'``); :meth:`OfficialLayer.official_variables` returns
+  ``{'8x8/Conv0_up/weight': var, ...}``. Keras forbids ``/`` in layer and variable names, so the
+  Keras name is the scope with ``/`` replaced by ``.``; the official name is kept beside it.
+  Stored values keep the official layout (conv weights HWIO, dense ``[in, out]``), so the
+  conversion to and from official pickles never reshapes.
+* Stateless ops (resampling, normalisation, minibatch stddev, equalized-lr scaling) with an
+  explicit ``data_format``: ``'NHWC'`` (default, the only layout that is fast on CPU) or
+  ``'NCHW'`` (for GPUs). Networks accept NCHW at their boundary and convert once.
+
+:class:`OfficialModel` is the base of every network: it owns the non-layer variables (``lod``,
+``noiseN``, ...), collects all official variables in creation (= pickle) order, and records the
+build function name and static kwargs that an official pickle stores.
+"""
+
+import collections
+from typing import Dict, Optional, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+DATA_FORMATS = ('NHWC', 'NCHW')
+
+
+# ------------------------------------------------------------------------------------------------
+# Layout helpers.
+
+def check_data_format(data_format: str) -> str:
+    """Returns ``data_format`` after checking it is ``'NHWC'`` or ``'NCHW'``."""
+    if data_format not in DATA_FORMATS:
+        raise ValueError(f'data_format must be one of {DATA_FORMATS}, got {data_format!r}')
+    return data_format
+
+
+def channel_axis(data_format: str) -> int:
+    """Index of the channel axis of a 4-D tensor."""
+    return 3 if data_format == 'NHWC' else 1
+
+
+def spatial_axes(data_format: str) -> Sequence[int]:
+    """Indices of the H and W axes of a 4-D tensor."""
+    return (1, 2) if data_format == 'NHWC' else (2, 3)
+
+
+def from_nchw(x: tf.Tensor, data_format: str) -> tf.Tensor:
+    """NCHW (API layout) -> internal layout."""
+    return tf.transpose(x, [0, 2, 3, 1]) if data_format == 'NHWC' else x
+
+
+def to_nchw(x: tf.Tensor, data_format: str) -> tf.Tensor:
+    """Internal layout -> NCHW (API layout)."""
+    return tf.transpose(x, [0, 3, 1, 2]) if data_format == 'NHWC' else x
+
+
+def channel_shape(c: int, data_format: str) -> list:
+    """Broadcast shape of a per-channel vector against a 4-D tensor."""
+    return [1, 1, 1, c] if data_format == 'NHWC' else [1, c, 1, 1]
+
+
+# ------------------------------------------------------------------------------------------------
+# Equalized learning rate (spec 2.1).
+
+def weight_scales(shape: Sequence[int], gain: float, use_wscale: bool, lrmul: float):
+    """Init std and runtime multiplier of an equalized-lr weight of official ``shape``.
+
+    ``fan_in`` is the product of all but the last dimension (kh*kw*in for convs, in for dense).
+
+    Returns:
+        (init_std, runtime_coef): stored init ~ N(0, init_std); runtime weight = W * runtime_coef.
+    """
+    fan_in = float(np.prod(shape[:-1]))
+    he_std = gain / np.sqrt(fan_in)
+    if use_wscale:
+        return float(1.0 / lrmul), float(he_std * lrmul)
+    return float(he_std / lrmul), float(lrmul)
+
+
+# ------------------------------------------------------------------------------------------------
+# Elementwise and normalisation ops.
+
+def leaky_relu(x: tf.Tensor, alpha: float = 0.2) -> tf.Tensor:
+    """Official v1 leaky ReLU ``max(x, alpha*x)`` (one fused TF op; same values)."""
+    return tf.nn.leaky_relu(x, alpha=alpha)
+
+
+ACTIVATIONS = {'lrelu': leaky_relu, 'relu': tf.nn.relu}   # both with gain sqrt(2) in v1
+
+
+def activation(name: str):
+    """The v1 activation function of ``nonlinearity`` (``'lrelu'`` or ``'relu'``)."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f'unknown nonlinearity {name!r}; expected one of {sorted(ACTIVATIONS)}')
+    return ACTIVATIONS[name]
+
+
+def pixel_norm(x: tf.Tensor, axis: int, epsilon: float = 1e-8) -> tf.Tensor:
+    """``x * rsqrt(mean(x^2 over channels) + eps)`` (spec 2.4)."""
+    return x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), axis=axis, keepdims=True) + epsilon)
+
+
+def instance_norm(x: tf.Tensor, data_format: str, epsilon: float = 1e-8) -> tf.Tensor:
+    """v1 instance norm over H, W per sample and channel (spec 2.4)."""
+    axes = list(spatial_axes(data_format))
+    x = x - tf.reduce_mean(x, axis=axes, keepdims=True)
+    return x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), axis=axes, keepdims=True) + epsilon)
+
+
+def lerp(a, b, t):
+    """``a + (b - a) * t`` (official ``tflib.lerp``)."""
+    return a + (b - a) * t
+
+
+def lerp_clip(a, b, t):
+    """``a + (b - a) * clip(t, 0, 1)`` (official ``tflib.lerp_clip``)."""
+    return a + (b - a) * tf.clip_by_value(t, 0.0, 1.0)
+
+
+# ------------------------------------------------------------------------------------------------
+# Convolution and resampling ops (official TF semantics: correlation, 'SAME' = TF padding rule).
+
+def conv2d(x: tf.Tensor, w: tf.Tensor, data_format: str, strides: int = 1,
+           padding: str = 'SAME') -> tf.Tensor:
+    """Plain 2-D cross-correlation with an HWIO kernel."""
+    return tf.nn.conv2d(x, w, strides=strides, padding=padding, data_format=data_format)
+
+
+def upscale2d(x: tf.Tensor, data_format: str, factor: int = 2) -> tf.Tensor:
+    """Nearest-neighbour upscaling by an integer ``factor``."""
+    if factor == 1:
+        return x
+    h_axis, w_axis = spatial_axes(data_format)
+    return tf.repeat(tf.repeat(x, factor, axis=h_axis), factor, axis=w_axis)
+
+
+def downscale2d(x: tf.Tensor, data_format: str, factor: int = 2) -> tf.Tensor:
+    """Box-filter downscaling (mean of ``factor x factor`` blocks)."""
+    if factor == 1:
+        return x
+    return tf.nn.avg_pool2d(x, ksize=factor, strides=factor, padding='VALID',
+                            data_format=data_format)
+
+
+def blur_kernel(f: Sequence[float]) -> np.ndarray:
+    """Normalised separable 2-D kernel ``outer(f, f) / sum`` from a 1-D filter (v1 ``blur2d``)."""
+    f = np.asarray(f, dtype=np.float32)
+    if f.ndim == 1:
+        f = f[:, np.newaxis] * f[np.newaxis, :]
+    if f.ndim != 2:
+        raise ValueError(f'blur_filter must be 1-D or 2-D, got shape {f.shape}')
+    return f / np.sum(f)
+
+
+def blur2d(x: tf.Tensor, kernel: np.ndarray, data_format: str) -> tf.Tensor:
+    """Depthwise correlation with a fixed 2-D ``kernel``, stride 1, 'SAME' zero padding."""
+    c = x.shape[channel_axis(data_format)]
+    k = np.tile(kernel[:, :, np.newaxis, np.newaxis], [1, 1, c, 1]).astype(np.float32)
+    return tf.nn.depthwise_conv2d(x, tf.constant(k), strides=[1, 1, 1, 1], padding='SAME',
+                                  data_format=data_format)
+
+
+def _summed_4x4_kernel(w: tf.Tensor) -> tf.Tensor:
+    """Sum of the four 1-pixel shifts of a zero-padded 3x3 kernel -> 4x4 kernel (spec 3.3)."""
+    w = tf.pad(w, [[1, 1], [1, 1], [0, 0], [0, 0]])
+    return w[1:, 1:] + w[:-1, 1:] + w[1:, :-1] + w[:-1, :-1]
+
+
+def fused_upscale2d_conv2d(x: tf.Tensor, w: tf.Tensor, data_format: str) -> tf.Tensor:
+    """Official fused ×2 upscale + 3x3 conv: stride-2 transposed conv with a 4x4 summed kernel.
+
+    Args:
+        x: input ``[N, H, W, I]`` (or NCHW).
+        w: runtime weight ``[3, 3, I, O]`` (HWIO).
+
+    Returns:
+        ``[N, 2H, 2W, O]``. Equals nearest ×2 upscaling followed by a 3x3 'SAME' conv with the
+        spatially flipped kernel (a transposed conv is the adjoint of a correlation).
+    """
+    w = _summed_4x4_kernel(tf.transpose(w, [0, 1, 3, 2]))   # [4, 4, O, I]
+    shape = tf.shape(x)
+    out_c = w.shape[2]
+    if data_format == 'NHWC':
+        out_shape = tf.stack([shape[0], shape[1] * 2, shape[2] * 2, out_c])
+        strides = [1, 2, 2, 1]
+    else:
+        out_shape = tf.stack([shape[0], out_c, shape[2] * 2, shape[3] * 2])
+        strides = [1, 1, 2, 2]
+    return tf.nn.conv2d_transpose(x, w, out_shape, strides=strides, padding='SAME',
+                                  data_format=data_format)
+
+
+def fused_conv2d_downscale2d(x: tf.Tensor, w: tf.Tensor, data_format: str) -> tf.Tensor:
+    """Official fused 3x3 conv + 2x2 box downscale: stride-2 conv with ``0.25 * summed`` kernel.
+
+    Equals a 3x3 'SAME' conv followed by 2x2 averaging (spec 3.4).
+    """
+    w = _summed_4x4_kernel(w) * 0.25                           # [4, 4, I, O]
+    return conv2d(x, w, data_format, strides=2, padding='SAME')
+
+
+def minibatch_stddev(x: tf.Tensor, group_size: int, num_new_features: int,
+                     data_format: str) -> tf.Tensor:
+    """Official minibatch standard deviation layer (spec 2.6), appended as the last channel(s).
+
+    Sample ``i`` belongs to group ``i mod (N/G)``; the statistic is averaged over the
+    channels of each feature group and over H, W.
+    """
+    # x: [N, H, W, C] (or NCHW)
+    n = tf.shape(x)[0]
+    g = tf.minimum(group_size, n)
+    if data_format == 'NHWC':
+        _, h, w, c = x.shape
+        y = tf.reshape(x, [g, -1, h, w, num_new_features, c // num_new_features])
+        reduce_axes = [1, 2, 4]          # of [M, H, W, n, C/n]
+        tiled = [g, h, w, 1]
+    else:
+        _, c, h, w = x.shape
+        y = tf.reshape(x, [g, -1, num_new_features, c // num_new_features, h, w])
+        reduce_axes = [2, 3, 4]          # of [M, n, C/n, H, W]
+        tiled = [g, 1, h, w]
+    y = y - tf.reduce_mean(y, axis=0, keepdims=True)
+    y = tf.sqrt(tf.reduce_mean(tf.square(y), axis=0) + 1e-8)
+    y = tf.reduce_mean(y, axis=reduce_axes)                     # [M, n]
+    y = tf.reshape(y, [-1, 1, 1, num_new_features] if data_format == 'NHWC'
+                   else [-1, num_new_features, 1, 1])
+    y = tf.tile(y, tiled)                                      # [N, H, W, n] (or NCHW)
+    return tf.concat([x, y], axis=channel_axis(data_format))
+
+
+# ------------------------------------------------------------------------------------------------
+# Keras layers with official variable names.
+
+def keras_name(scope: str) -> str:
+    """Keras-legal layer name for an official scope (Keras forbids ``/``)."""
+    return scope.replace('/', '.') if scope else 'root'
+
+
+def _normal(std: float):
+    return keras.initializers.RandomNormal(mean=0.0, stddev=float(std))
+
+
+class OfficialLayer(keras.layers.Layer):
+    """A Keras layer whose variables have official names ``<scope>/<local name>``.
+
+    Variables are created in ``__init__`` (not lazily in ``build``) so that their creation order,
+    which is the official pickle order, is fixed by construction order.
+    """
+
+    def __init__(self, scope: str, **kwargs):
+        super().__init__(name=keras_name(scope), **kwargs)
+        self.scope = scope
+        self._official_vars = collections.OrderedDict()
+
+    def add_official_variable(self, local_name: str, shape: Sequence[int], initializer,
+                              trainable: bool = True) -> keras.Variable:
+        """Creates a float32 variable stored as ``<scope>/<local_name>`` in official files."""
+        var = self.add_weight(name=local_name.split('/')[-1], shape=tuple(shape),
+                              initializer=initializer, trainable=trainable, dtype='float32')
+        full = f'{self.scope}/{local_name}' if self.scope else local_name
+        self._official_vars[full] = var
+        return var
+
+    def official_variables(self) -> Dict[str, keras.Variable]:
+        """Ordered dict official name -> variable (creation order)."""
+        return self._official_vars
+
+
+class Dense(OfficialLayer):
+    """Equalized-lr fully connected layer, variable ``<scope>/weight [in, fmaps]`` (no bias).
+
+    Inputs of rank > 2 are flattened in NCHW (channel-major) order, like the official ``dense``;
+    pass NCHW tensors for that.
+    """
+
+    def __init__(self, scope: str, in_features: int, fmaps: int, gain: float = np.sqrt(2),
+                 use_wscale: bool = True, lrmul: float = 1.0, weight_name: str = 'weight'):
+        super().__init__(scope)
+        shape = [in_features, fmaps]
+        init_std, self.coef = weight_scales(shape, gain, use_wscale, lrmul)
+        self.weight = self.add_official_variable(weight_name, shape, _normal(init_std))
+        self.built = True
+
+    def call(self, x):
+        if len(x.shape) > 2:
+            x = tf.reshape(x, [-1, int(np.prod(x.shape[1:]))])
+        return tf.matmul(x, self.weight * self.coef)
+
+
+class Conv2d(OfficialLayer):
+    """Equalized-lr conv, variable ``<scope>/weight [k, k, in, out]`` (HWIO, no bias).
+
+    ``resample`` chooses the official v1 variants: ``None`` ('SAME' conv), ``'up'`` (nearest ×2
+    then conv, or the fused transposed conv when ``fused``), ``'down'`` (conv then 2x2 average,
+    or the fused stride-2 conv when ``fused``).
+    """
+
+    def __init__(self, scope: str, kernel: int, in_channels: int, fmaps: int,
+                 gain: float = np.sqrt(2), use_wscale: bool = True, lrmul: float = 1.0,
+                 data_format: str = 'NHWC', resample: Optional[str] = None, fused: bool = False):
+        super().__init__(scope)
+        if resample not in (None, 'up', 'down'):
+            raise ValueError(f'resample must be None, "up" or "down", got {resample!r}')
+        shape = [kernel, kernel, in_channels, fmaps]
+        init_std, self.coef = weight_scales(shape, gain, use_wscale, lrmul)
+        self.data_format = check_data_format(data_format)
+        self.resample, self.fused = resample, bool(fused and resample)
+        self.weight = self.add_official_variable('weight', shape, _normal(init_std))
+        self.built = True
+
+    def runtime_weight(self) -> tf.Tensor:
+        """Stored weight times the equalized-lr multiplier."""
+        return self.weight * self.coef
+
+    def call(self, x):
+        df, w = self.data_format, self.runtime_weight()
+        if self.resample == 'up':
+            if self.fused:
+                return fused_upscale2d_conv2d(x, w, df)
+            return conv2d(upscale2d(x, df), w, df)
+        if self.resample == 'down':
+            if self.fused:
+                return fused_conv2d_downscale2d(x, w, df)
+            return downscale2d(conv2d(x, w, df), df)
+        return conv2d(x, w, df)
+
+
+class Bias(OfficialLayer):
+    """Per-channel bias ``<scope>/bias [C]`` applied as ``b * lrmul`` (init 0)."""
+
+    def __init__(self, scope: str, channels: int, lrmul: float = 1.0, data_format: str = 'NHWC',
+                 var_name: str = 'bias'):
+        super().__init__(scope)
+        self.lrmul, self.data_format = lrmul, check_data_format(data_format)
+        self.bias = self.add_official_variable(var_name, [channels], 'zeros')
+        self.built = True
+
+    def call(self, x):
+        b = self.bias * self.lrmul
+        if len(x.shape) == 4:
+            return x + tf.reshape(b, channel_shape(b.shape[0], self.data_format))
+        return x + b
+
+
+# ------------------------------------------------------------------------------------------------
+# Base model.
+
+class OfficialModel(keras.Model):
+    """Base class of every network: official name, build function, static kwargs, variables.
+
+    Subclasses create their variables in ``__init__`` through :meth:`add_official_variable` and
+    :meth:`track_layer`, in official creation order, then call :meth:`finish_init`.
+
+    Attributes:
+        build_func_name: official build function name (dispatch key of ``tf2.checkpoint``).
+        static_kwargs: the kwargs the network was built with (stored in pickles).
+        components: ordered dict of sub-networks (``synthesis`` then ``mapping`` for G).
+        state_version: state version written to pickles (kept from a loaded file).
+        build_module_src: text written to pickles' ``build_module_src`` (kept from a loaded file).
+    """
+
+    build_func_name = None
+
+    def __init__(self, name: str, static_kwargs: dict, data_format: str = 'NHWC'):
+        super().__init__(name=name)
+        self.static_kwargs = dict(static_kwargs)
+        self.data_format = check_data_format(data_format)
+        self.components = collections.OrderedDict()
+        self.state_version = None
+        self.build_module_src = None
+        self._own_vars = collections.OrderedDict()
+        self._official_layers = []
+
+    def add_official_variable(self, name: str, shape: Sequence[int], initializer,
+                              trainable: bool) -> keras.Variable:
+        """Creates one of the network's own variables outside any layer (e.g. ``lod``)."""
+        var = self.add_weight(name=name.split('/')[-1], shape=tuple(shape),
+                              initializer=initializer, trainable=trainable, dtype='float32')
+        self._own_vars[name] = var
+        return var
+
+    def track_layer(self, layer: OfficialLayer) -> OfficialLayer:
+        """Registers ``layer``'s variables as own variables, in the order of this call."""
+        self._own_vars.update(layer.official_variables())
+        self._official_layers.append(layer)
+        return layer
+
+    def finish_init(self):
+        """Marks the model built (all variables exist; Keras must not build lazily)."""
+        self.built = True
+
+    def own_official_variables(self) -> Dict[str, keras.Variable]:
+        """Own variables (not the components'), official name -> variable, pickle order."""
+        return collections.OrderedDict(self._own_vars)
+
+    def official_variables(self) -> Dict[str, keras.Variable]:
+        """All variables like official ``Network.vars``: own, then ``<component name>/<var>``."""
+        out = self.own_official_variables()
+        for comp in self.components.values():
+            for k, v in comp.official_variables().items():
+                out[f'{comp.name}/{k}'] = v
+        return out
