@@ -1,0 +1,40 @@
+"""Style mixing by scheme on one network (paper Figure 3 semantics).
+
+A mix is the destination's dlatents with the scheme's rows taken from the source. Figures put the
+sources along the top and the destinations down the left; each mix is also written as its own PNG.
+"""
+
+import argparse
+import sys
+
+from tf2 import mixing
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog='style_mixing.py', description=__doc__ + '''
+examples:
+  python style_mixing.py --network results/00000-demo/network-snapshot-000010.pkl \\
+      --dst-seeds 888,829,1898 --src-seeds 639,701,687,615 --scheme coarse,middle,fine \\
+      --outdir out/mixing --out-npz out/mixing/mixing.npz
+  python style_mixing.py --network ffhq.pkl --dst-seeds 1-3 --src-seeds 4,5 \\
+      --scheme "rows:0-3,8" --trunc 0.7 --trunc-cutoff 8 --impl legacy --outdir out/m
+''', formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--network', required=True, metavar='PKL', help='official-format network pickle')
+    p.add_argument('--src-seeds', required=True,
+                   help='source seeds (figure columns), e.g. "4,5" or "4-7"')
+    mixing.add_mixing_arguments(p)
+    args = p.parse_args(argv)
+    mixing.check_mixing_args(p, args)
+    try:
+        mixing.run_style_mixing(args.network, args.dst_seeds, args.src_seeds, args.scheme,
+                                args.outdir, out_npz=args.out_npz, truncation_psi=args.trunc,
+                                truncation_cutoff=args.trunc_cutoff, noise_mode=args.noise_mode,
+                                impl=args.impl)
+    except ValueError as e:
+        print(f'style_mixing.py: error: {e}', file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
