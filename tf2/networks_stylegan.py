@@ -51,6 +51,23 @@ def _check_structure(structure: str, where: str) -> str:
     return 'fixed' if structure == 'fixed' else 'recursive'
 
 
+def random_normal(shape, rng=None, dtype=tf.float32):
+    """N(0, 1) draw from ``rng`` (a ``tf.random.Generator``) or, if None, global ``tf.random``.
+
+    Training passes its own generator so that a resumed run continues the same random stream.
+    """
+    if rng is None:
+        return tf.random.normal(shape, dtype=dtype)
+    return rng.normal(shape, dtype=dtype)
+
+
+def random_uniform(shape, minval, maxval, rng=None, dtype=tf.float32):
+    """Uniform draw in ``[minval, maxval)`` from ``rng`` or, if None, global ``tf.random``."""
+    if rng is None:
+        return tf.random.uniform(shape, minval, maxval, dtype=dtype)
+    return rng.uniform(shape, minval, maxval, dtype=dtype)
+
+
 def _labels_or_zeros(labels, n, label_size):
     """Official ``None`` labels: a ``[N, label_size]`` zero tensor."""
     if labels is None:
@@ -152,7 +169,7 @@ class _Epilogue(L.OfficialLayer):
         self.cshape = L.channel_shape(channels, df)
         self.built = True
 
-    def call(self, x, dlatents=None, noise_var=None, randomize_noise=True):
+    def call(self, x, dlatents=None, noise_var=None, randomize_noise=True, rng=None):
         # x: [N, H, W, C] (or NCHW); dlatents: [N, num_styles, D]
         cfg, df = self.cfg, self.cfg.data_format
         if cfg.use_noise:
@@ -160,7 +177,7 @@ class _Epilogue(L.OfficialLayer):
                 shape = tf.shape(x)
                 noise_shape = ([shape[0], shape[1], shape[2], 1] if df == 'NHWC'
                                else [shape[0], 1, shape[2], shape[3]])
-                noise = tf.random.normal(noise_shape, dtype=x.dtype)
+                noise = random_normal(noise_shape, rng, dtype=x.dtype)
             else:
                 noise = L.from_nchw(noise_var, df)   # [1, 1, H, W] -> [1, H, W, 1]
             x = x + noise * tf.reshape(self.noise_weight, self.cshape)
@@ -292,18 +309,18 @@ class SynthesisV1(L.OfficialModel):
     def _noise(self, idx):
         return self.noise_vars[idx] if self.noise_vars else None
 
-    def _block(self, r, x, dlatents, randomize_noise):
+    def _block(self, r, x, dlatents, randomize_noise, rng=None):
         # x: [N, H, W, C] at 2**(r-1) -> [N, 2H, 2W, C'] at 2**r
         up, up_epi, c1, c1_epi = self.blocks[r]
         x = up(x)
         if self.blur is not None:
             x = L.blur2d(x, self.blur, self.data_format)
         x = up_epi(x, dlatents=dlatents, noise_var=self._noise(2 * r - 4),
-                   randomize_noise=randomize_noise)
+                   randomize_noise=randomize_noise, rng=rng)
         return c1_epi(c1(x), dlatents=dlatents, noise_var=self._noise(2 * r - 3),
-                      randomize_noise=randomize_noise)
+                      randomize_noise=randomize_noise, rng=rng)
 
-    def _input_block(self, dlatents, randomize_noise):
+    def _input_block(self, dlatents, randomize_noise, rng=None):
         # dlatents: [N, num_styles, D] -> x: [N, 4, 4, nf(1)]
         n = tf.shape(dlatents)[0]
         if self.const_input_layer:
@@ -312,9 +329,9 @@ class SynthesisV1(L.OfficialModel):
             x = self.input_dense(dlatents[:, 0])
             x = L.from_nchw(tf.reshape(x, [-1, x.shape[1] // 16, 4, 4]), self.data_format)
         x = self.input_epilogue(x, dlatents=dlatents, noise_var=self._noise(0),
-                                randomize_noise=randomize_noise)
+                                randomize_noise=randomize_noise, rng=rng)
         return self.conv4_epilogue(self.conv4(x), dlatents=dlatents, noise_var=self._noise(1),
-                                   randomize_noise=randomize_noise)
+                                   randomize_noise=randomize_noise, rng=rng)
 
     def _to_rgb(self, r, x):
         conv, bias = self.torgb[r]
@@ -323,9 +340,9 @@ class SynthesisV1(L.OfficialModel):
     def _upscale_to_full(self, img, r):
         return L.upscale2d(img, self.data_format, 2 ** (self.resolution_log2 - r))
 
-    def _grow(self, x, r, lod, lod_in, dlatents, randomize_noise):
+    def _grow(self, x, r, lod, lod_in, dlatents, randomize_noise, rng=None):
         """Official 'recursive' structure: the image of blocks ``r..`` given block ``r-1``'s x."""
-        y = self._block(r, x, dlatents, randomize_noise)
+        y = self._block(r, x, dlatents, randomize_noise, rng)
 
         def plain():
             return self._upscale_to_full(self._to_rgb(r, y), r)
@@ -335,29 +352,33 @@ class SynthesisV1(L.OfficialModel):
             return self._upscale_to_full(L.lerp(self._to_rgb(r, y), lower, lod_in - lod), r)
 
         def deeper():
-            return self._grow(y, r + 1, lod - 1, lod_in, dlatents, randomize_noise)
+            return self._grow(y, r + 1, lod - 1, lod_in, dlatents, randomize_noise, rng)
 
         img = lambda: tf.cond(lod_in > lod, blend, plain)   # noqa: E731
         if lod > 0:
             return tf.cond(lod_in < lod, deeper, img)
         return img()
 
-    def call(self, dlatents, randomize_noise=_UNSET, **_kwargs):
-        # dlatents: [N, num_styles, D] -> images [N, C, R, R]
+    def call(self, dlatents, randomize_noise=_UNSET, rng=None, **_kwargs):
+        """dlatents ``[N, num_styles, D]`` -> images ``[N, C, R, R]``.
+
+        ``rng``: optional ``tf.random.Generator`` for the noise when ``randomize_noise`` is on
+        (None: global ``tf.random``).
+        """
         if randomize_noise is _UNSET or randomize_noise is None:
             randomize_noise = self.randomize_noise
         dlatents = tf.cast(dlatents, tf.float32)
-        x = self._input_block(dlatents, randomize_noise)
+        x = self._input_block(dlatents, randomize_noise, rng)
         rl = self.resolution_log2
         if self.structure == 'fixed':
             for r in range(3, rl + 1):
-                x = self._block(r, x, dlatents, randomize_noise)
+                x = self._block(r, x, dlatents, randomize_noise, rng)
             img = self._to_rgb(rl, x)
         elif rl == 2:
             img = self._to_rgb(2, x)
         else:
             lod_in = tf.convert_to_tensor(self.lod)
-            img = self._grow(x, 3, rl - 3, lod_in, dlatents, randomize_noise)
+            img = self._grow(x, 3, rl - 3, lod_in, dlatents, randomize_noise, rng)
         return L.to_nchw(img, self.data_format)
 
 
@@ -436,8 +457,12 @@ class GStyle(L.OfficialModel):
     def call(self, latents, labels=None, truncation_psi=_UNSET, truncation_cutoff=_UNSET,
              truncation_psi_val=_UNSET, truncation_cutoff_val=_UNSET, dlatent_avg_beta=_UNSET,
              style_mixing_prob=_UNSET, is_training=_UNSET, is_validation=_UNSET,
-             randomize_noise=_UNSET, **_kwargs):
-        # latents: [N, latent_size], labels: [N, label_size] or None -> images [N, C, R, R]
+             randomize_noise=_UNSET, rng=None, **_kwargs):
+        """latents ``[N, latent_size]``, labels ``[N, label_size]`` or None -> ``[N, C, R, R]``.
+
+        ``rng``: optional ``tf.random.Generator`` for every random draw (style-mixing z2, mixing
+        coin and cutoff, per-layer noise); None uses global ``tf.random``.
+        """
         opts = self.resolve_kwargs(dict(
             truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
             truncation_psi_val=truncation_psi_val, truncation_cutoff_val=truncation_cutoff_val,
@@ -451,13 +476,14 @@ class GStyle(L.OfficialModel):
             batch_avg = tf.reduce_mean(dlatents[:, 0], axis=0)
             self.dlatent_avg.assign(L.lerp(batch_avg, self.dlatent_avg, opts['dlatent_avg_beta']))
         if opts['style_mixing_prob'] is not None:
-            dlatents = self._style_mix(latents, labels, dlatents, opts['style_mixing_prob'])
+            dlatents = self._style_mix(latents, labels, dlatents, opts['style_mixing_prob'],
+                                       rng)
         if opts['truncation_psi'] is not None and opts['truncation_cutoff'] is not None:
             dlatents = self.truncate(dlatents, opts['truncation_psi'], opts['truncation_cutoff'])
 
         self.synthesis.lod.assign(self.lod)
         syn_kwargs = {} if randomize_noise is _UNSET else {'randomize_noise': randomize_noise}
-        return self.synthesis(dlatents, **syn_kwargs)
+        return self.synthesis(dlatents, rng=rng, **syn_kwargs)
 
     def truncate(self, dlatents, psi, cutoff):
         """``avg + (w - avg) * c`` with ``c = psi`` on rows ``< cutoff`` and 1 elsewhere."""
@@ -466,14 +492,16 @@ class GStyle(L.OfficialModel):
         coefs = tf.where(layer_idx < cutoff, psi * ones, ones)
         return L.lerp(self.dlatent_avg, dlatents, coefs)
 
-    def _style_mix(self, latents, labels, dlatents, prob):
-        latents2 = tf.random.normal(tf.shape(latents))
+    def _style_mix(self, latents, labels, dlatents, prob, rng=None):
+        latents2 = random_normal(tf.shape(latents), rng)
         dlatents2 = self.mapping(latents2, labels)
         layer_idx = np.arange(self.num_layers)[np.newaxis, :, np.newaxis]
         cur_layers = self.num_layers - tf.cast(tf.convert_to_tensor(self.lod), tf.int32) * 2
-        cutoff = tf.cond(tf.random.uniform([], 0.0, 1.0) < prob,
-                         lambda: tf.random.uniform([], 1, cur_layers, dtype=tf.int32),
-                         lambda: cur_layers)
+        # The coin and the cutoff are drawn unconditionally (like the official graph), so the
+        # random stream advances the same way whatever the coin says.
+        coin = random_uniform([], 0.0, 1.0, rng)
+        mixed_cutoff = random_uniform([], 1, cur_layers, rng, dtype=tf.int32)
+        cutoff = tf.where(coin < prob, mixed_cutoff, cur_layers)
         return tf.where(tf.broadcast_to(layer_idx < cutoff, tf.shape(dlatents)),
                         dlatents, dlatents2)
 
