@@ -1,0 +1,334 @@
+"""tf2/training_loop.py: real-image processing, grids, a one-tick smoke run, exact resume, NaN stop.
+
+The training runs use tiny networks on a tiny synthetic 8x8 dataset. G's own randomness (style
+mixing, random noise inputs) is switched off in them so that runs are bit-reproducible and a
+resumed run can be compared with the uninterrupted one exactly.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import REPO_DIR
+from dnnlib import legacy_pickle
+from tf2 import training_loop as tl
+
+NET = dict(latent_size=8, dlatent_size=8, mapping_layers=2, mapping_fmaps=8, fmap_base=32, fmap_max=8)
+OPT = dict(func_name='tf2.optimizers.make_optimizer', name='adam', beta1=0.0, beta2=0.99, epsilon=1e-8)
+
+
+def make_dataset(path, resolution=8, num_images=48, seed=0):
+    """Smooth random colour waves, official TFRecord format."""
+    from tf2.dataset_tool_lib import TFRecordExporter
+    os.makedirs(path, exist_ok=True)
+    rnd = np.random.RandomState(seed)
+    yy, xx = np.mgrid[:resolution, :resolution] / resolution
+    with TFRecordExporter(path, resolution) as ex:
+        for _ in range(num_images):
+            color = rnd.randint(0, 256, size=[3, 1, 1])
+            wave = 0.5 + 0.5 * np.sin(6 * (xx + rnd.rand()) + 3 * yy)
+            ex.add_image(np.clip(color * wave[None], 0, 255).astype(np.uint8))
+        ex.finish()
+    return path
+
+
+def tiny_kwargs(dataset_dir, total_kimg, **overrides):
+    kwargs = dict(
+        G_args=dict(func_name='G_style', style_mixing_prob=0.0, randomize_noise=False, **NET),
+        D_args=dict(func_name='D_basic', fmap_base=32, fmap_max=8),
+        G_opt_args=dict(OPT), D_opt_args=dict(OPT),
+        G_loss_args=dict(func_name='tf2.loss.G_logistic_nonsaturating'),
+        D_loss_args=dict(func_name='tf2.loss.D_logistic_simplegp', r1_gamma=10.0),
+        dataset_args=dict(tfrecord_dir=dataset_dir),
+        # 8x8 from 4x4: the kimg-0.5 snapshot falls in the middle of the fade-in.
+        sched_args=dict(lod_initial_resolution=4, lod_training_kimg=0.4, lod_transition_kimg=0.4,
+                        minibatch_base=16, tick_kimg_base=0.5, tick_kimg_dict={}),
+        grid_args=dict(size='4x2', layout='random'),
+        total_kimg=total_kimg, network_snapshot_ticks=1, mirror_augment=True)
+    kwargs.update(overrides)
+    return kwargs
+
+
+@pytest.fixture(scope='module')
+def dataset_dir(tmp_path_factory):
+    return make_dataset(str(tmp_path_factory.mktemp('data') / 'tiny8'))
+
+
+@pytest.fixture(scope='module')
+def reference_run(dataset_dir, tmp_path_factory):
+    """An uninterrupted 1-kimg run: ticks end at 0.512 and 1.024 kimg (snapshots 000000, 000001)."""
+    run_dir = str(tmp_path_factory.mktemp('runs') / '00000-reference')
+    os.makedirs(run_dir)
+    summary = tl.training_loop(run_dir=run_dir, **tiny_kwargs(dataset_dir, 1.0))
+    return run_dir, summary
+
+
+def load_pair(run_dir, kimg):
+    pkl, state = tl.snapshot_paths(run_dir, kimg)
+    with np.load(state) as f:
+        return legacy_pickle.load(pkl), {k: f[k] for k in f.files}
+
+
+def assert_same_training_state(run_a, run_b, kimg):
+    (nets_a, state_a), (nets_b, state_b) = load_pair(run_a, kimg), load_pair(run_b, kimg)
+    for a, b in zip(nets_a, nets_b):
+        va, vb = a.all_variables(), b.all_variables()
+        assert list(va) == list(vb)
+        for name in va:
+            np.testing.assert_array_equal(va[name], vb[name], err_msg=f'{a.name}/{name}')
+    skip = ('total_time', 'pkl_sha256')
+    assert sorted(state_a) == sorted(state_b)
+    for key in state_a:
+        if key not in skip:
+            np.testing.assert_array_equal(state_a[key], state_b[key], err_msg=key)
+
+
+# ------------------------------------------------------------------------------------------------
+# Pieces.
+
+def test_process_reals_fade_and_upscale_by_hand():
+    x = np.arange(2 * 1 * 4 * 4, dtype=np.uint8).reshape(2, 1, 4, 4) * 8   # [N, C, 4, 4]
+    rng = tf.random.Generator.from_seed(1)
+    out = tl.process_reals(tf.constant(x), tf.constant(1.25), False, rng, [0, 255], [-1, 1], 8).numpy()
+    f = x.astype(np.float64) * (2 / 255) - 1
+    box = f.reshape(2, 1, 2, 2, 2, 2).mean(axis=(3, 5)).repeat(2, axis=2).repeat(2, axis=3)
+    faded = f + (box - f) * 0.25
+    want = faded.repeat(2, axis=2).repeat(2, axis=3)       # nearest x2 up to 8x8
+    np.testing.assert_allclose(out, want, atol=1e-6)
+    # Integer lod: no fade; lod 0 at full resolution: identity after the range change.
+    out0 = tl.process_reals(tf.constant(x), tf.constant(0.0), False, rng, [0, 255], [-1, 1], 4).numpy()
+    np.testing.assert_allclose(out0, f, atol=1e-6)
+
+
+def test_process_reals_mirror_flips_whole_images():
+    x = np.random.RandomState(0).randint(0, 255, size=[64, 3, 4, 4]).astype(np.uint8)
+    out = tl.process_reals(tf.constant(x), tf.constant(0.0), True, tf.random.Generator.from_seed(3),
+                           [0, 255], [-1, 1], 4).numpy()
+    f = x * (2 / 255) - 1
+    flipped = [np.allclose(o, fi[:, :, ::-1], atol=1e-6) for o, fi in zip(out, f)]
+    kept = [np.allclose(o, fi, atol=1e-6) for o, fi in zip(out, f)]
+    assert all(a or b for a, b in zip(flipped, kept))
+    assert 16 < sum(flipped) < 48
+
+
+def test_grid_shape():
+    assert tl.grid_shape('4k', 1024) == (7, 4)
+    assert tl.grid_shape('4k', 256) == (15, 8)
+    assert tl.grid_shape('4k', 64) == (32, 32)
+    assert tl.grid_shape('1080p', 1024) == (3, 2)
+    assert tl.grid_shape('8x4', 64) == (8, 4)
+    with pytest.raises(ValueError, match='grid size'):
+        tl.grid_shape('huge', 64)
+
+
+def test_save_image_grid(tmp_path):
+    import PIL.Image
+    images = np.stack([np.full([3, 2, 2], v, np.float32) for v in (-1.0, 0.0, 1.0)])
+    path = str(tmp_path / 'g.png')
+    tl.save_image_grid(images, path, [-1, 1], (2, 2))
+    arr = np.asarray(PIL.Image.open(path))
+    assert arr.shape == (4, 4, 3)
+    # Empty cells hold 0 in the network range (mid-grey), as officially.
+    assert arr[0, 0, 0] == 0 and arr[0, 2, 0] == 128 and arr[2, 0, 0] == 255 and arr[2, 2, 0] == 128
+
+
+def test_optimizer_reset_points():
+    # Official rule: reset whenever floor(lod) or ceil(lod) changes.
+    assert tl._lod_phase_changed(7.0, -1.0)
+    assert not tl._lod_phase_changed(7.0, 7.0)
+    assert tl._lod_phase_changed(6.99, 7.0)          # a fade starts
+    assert not tl._lod_phase_changed(6.5, 6.99)
+    assert tl._lod_phase_changed(6.0, 6.01)          # the fade ends
+
+
+def test_nonfinite_gradient_skips_the_update():
+    from tf2 import checkpoint, networks_stylegan as nets, optimizers
+    G = nets.G_style(num_channels=3, resolution=4, label_size=0, **NET)
+    D = nets.D_basic(num_channels=3, resolution=4, label_size=0, fmap_base=32, fmap_max=8)
+    Gs = checkpoint.clone(G, 'Gs')
+    G_opt = optimizers.make_optimizer(variables=G.trainable_variables)
+    D_opt = optimizers.make_optimizer(variables=D.trainable_variables)
+    from tf2 import loss
+    steps = tl.TrainSteps(G, D, Gs, G_opt, D_opt, loss.G_logistic_nonsaturating, loss.D_logistic_simplegp,
+                          tf.random.Generator.from_seed(0), False, [0, 255], [-1, 1])
+    before = [v.numpy().copy() for v in D.trainable_variables]
+    grads = [tf.ones_like(v) for v in D.trainable_variables]
+    grads[3] = grads[3] * np.nan
+    assert not bool(steps.apply_D(grads, tf.constant(0.01)))
+    assert int(D_opt.iterations.numpy()) == 0
+    for b, v in zip(before, D.trainable_variables):
+        np.testing.assert_array_equal(b, v.numpy())
+    assert bool(steps.apply_D([tf.ones_like(v) for v in D.trainable_variables], tf.constant(0.01)))
+    assert int(D_opt.iterations.numpy()) == 1
+    assert not np.array_equal(before[0], D.trainable_variables[0].numpy())
+
+
+# ------------------------------------------------------------------------------------------------
+# Whole runs.
+
+def test_smoke_run_writes_loadable_official_snapshots(reference_run, tmp_path):
+    run_dir, summary = reference_run
+    assert summary['ticks'] == 2 and summary['kimg'] == 1.024
+    for name in ('reals.png', 'fakes_init.png', 'fakes000000.png', 'fakes000001.png', 'stats.jsonl',
+                 'network-snapshot-000000.pkl', 'training-state-000000.npz',
+                 'network-snapshot-000001.pkl', 'network-final.pkl'):
+        assert os.path.isfile(os.path.join(run_dir, name)), name
+    assert any(n.startswith('events.out.tfevents') for n in os.listdir(run_dir))
+    assert not [n for n in os.listdir(run_dir) if '.tmp' in n]
+
+    # The official (G, D, Gs) format, readable by dnnlib.legacy_pickle and tf2.load_network.
+    pkl = os.path.join(run_dir, 'network-snapshot-000001.pkl')
+    G, D, Gs = legacy_pickle.load(pkl)
+    assert (G.name, D.name, Gs.name) == ('G', 'D', 'Gs')
+    assert G.build_func_name == 'G_style' and D.build_func_name == 'D_basic'
+    assert G.static_kwargs['resolution'] == 8 and G.static_kwargs['latent_size'] == 8
+    assert float(G.variables['lod']) == 0.0
+    assert np.any(G.variables['dlatent_avg'] != 0)          # tracked in training mode
+    import tf2
+    _, _, Gs_net = tf2.load_network(pkl)
+    images = Gs_net.run(np.random.RandomState(0).randn(2, 8), None, truncation_psi=1.0)
+    assert images.shape == (2, 3, 8, 8) and np.all(np.isfinite(images))
+    try:
+        import legacy_tf
+        _, _, Gs_legacy = legacy_tf.load_network(pkl)
+        legacy = Gs_legacy.run(np.random.RandomState(0).randn(2, 8), None, truncation_psi=1.0,
+                               randomize_noise=False)
+        np.testing.assert_allclose(legacy, Gs_net.run(np.random.RandomState(0).randn(2, 8), None,
+                                                      truncation_psi=1.0, randomize_noise=False),
+                                   atol=2e-3)
+    except ImportError:
+        pass
+
+    # Gs is a moving average of G: close to G but not equal.
+    g, gs = G.all_variables(), Gs.all_variables()
+    diffs = [np.abs(g[k] - gs[k]).max() for k in g if k.endswith('weight')]
+    assert max(diffs) > 0
+
+    # stats.jsonl: one line per tick with finite losses and the progress fields.
+    lines = [json.loads(l) for l in open(os.path.join(run_dir, 'stats.jsonl'))]
+    assert [l['tick'] for l in lines] == [1, 2]
+    for key in ('Loss/G/loss', 'Loss/D/loss', 'Loss/scores/real', 'Loss/scores/fake',
+                'Loss/r1_penalty', 'Progress/lod', 'Timing/sec_per_kimg'):
+        assert np.isfinite(lines[-1][key]), key
+
+    # The snapshot feeds the mixing library.
+    from tf2 import mixing
+    figures = mixing.write_style_mixing_figure(pkl, str(tmp_path), schemes=('coarse',), log=None)
+    assert figures and all(os.path.isfile(f) for f in figures)
+
+
+def test_runs_are_reproducible_and_resume_is_exact(reference_run, dataset_dir, tmp_path):
+    """Resume from the kimg-0.5 snapshot (mid fade-in) after a simulated kill mid-snapshot."""
+    ref_dir, _ = reference_run
+    run_dir = str(tmp_path / '00001-resumed')
+    shutil.copytree(ref_dir, run_dir)
+    # What a kill during the second snapshot can leave: its sidecar renamed but the pickle not
+    # (here: a pickle of that name with other content), plus a temporary file.
+    os.remove(os.path.join(run_dir, 'network-final.pkl'))
+    with open(os.path.join(run_dir, 'network-snapshot-000001.pkl'), 'wb') as f:
+        f.write(open(os.path.join(run_dir, 'network-snapshot-000000.pkl'), 'rb').read())
+    with open(os.path.join(run_dir, 'network-snapshot-000002.pkl.tmp-123'), 'wb') as f:
+        f.write(b'partial')
+
+    latest = tl.find_latest_snapshot(run_dir)
+    assert latest is not None and latest[0].endswith('network-snapshot-000000.pkl')
+    assert int(latest[1]['cur_nimg']) == 512 and int(latest[1]['cur_tick']) == 1
+    assert 0 < float(latest[1]['prev_lod']) < 1                 # mid fade-in
+
+    summary = tl.training_loop(run_dir=run_dir, resume_run=True, **tiny_kwargs(dataset_dir, 1.0))
+    assert summary['ticks'] == 2
+    assert_same_training_state(ref_dir, run_dir, 1)
+    lines = [json.loads(l) for l in open(os.path.join(run_dir, 'stats.jsonl'))]
+    assert [l['tick'] for l in lines] == [1, 2]      # the lost tick's line was replaced, not doubled
+
+
+def test_resume_continues_past_the_old_end(reference_run, dataset_dir, tmp_path):
+    ref_dir, _ = reference_run
+    run_dir = str(tmp_path / '00002-longer')
+    shutil.copytree(ref_dir, run_dir)
+    summary = tl.training_loop(run_dir=run_dir, resume_run=True, **tiny_kwargs(dataset_dir, 1.5))
+    assert summary['ticks'] == 3 and summary['kimg'] == 1.536
+    state = load_pair(run_dir, 1)[1]
+    assert int(state['cur_nimg']) == 1536 and int(state['cur_tick']) == 3   # name 000001 reused by tick 3
+
+
+def test_nan_loss_stops_with_message_and_keeps_snapshot(reference_run, dataset_dir, tmp_path):
+    ref_dir, _ = reference_run
+    run_dir = str(tmp_path / '00003-nan')
+    shutil.copytree(ref_dir, run_dir)
+    before = {n: open(os.path.join(run_dir, n), 'rb').read() for n in os.listdir(run_dir)
+              if n.startswith(('network-', 'training-state-'))}
+    kwargs = tiny_kwargs(dataset_dir, 2.0, D_loss_args=dict(func_name='tf2.loss.D_logistic_simplegp',
+                                                            r1_gamma=float('nan')))
+    with pytest.raises(tl.TrainingDivergedError, match=r'Loss/D/loss is nan at kimg 1\.024.*network-snapshot-000001\.pkl'):
+        tl.training_loop(run_dir=run_dir, resume_run=True, **kwargs)
+    after = {n: open(os.path.join(run_dir, n), 'rb').read() for n in os.listdir(run_dir)
+             if n.startswith(('network-', 'training-state-'))}
+    assert after == before
+
+
+# ------------------------------------------------------------------------------------------------
+# A real kill -9 of a training process, then resume (slow: two TensorFlow start-ups).
+
+DRIVER = """
+import json, sys
+from tf2 import training_loop as tl
+kwargs = json.loads(sys.argv[1])
+tl.training_loop(**kwargs)
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_matches_uninterrupted_run(reference_run, dataset_dir, tmp_path):
+    ref_dir, _ = reference_run
+    run_dir = str(tmp_path / '00004-killed')
+    os.makedirs(run_dir)
+    kwargs = dict(tiny_kwargs(dataset_dir, 1.0), run_dir=run_dir)
+    env = dict(os.environ, PYTHONPATH=REPO_DIR, TF_CPP_MIN_LOG_LEVEL='2')
+    proc = subprocess.Popen([sys.executable, '-c', DRIVER, json.dumps(kwargs)], cwd=REPO_DIR, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = os.path.join(run_dir, 'training-state-000000.npz')
+    deadline = time.time() + 600
+    while not os.path.isfile(first) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, 'the training process ended before its first snapshot'
+    time.sleep(np.random.uniform(0.0, 1.0))        # somewhere in the second tick (or its snapshot)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not os.path.isfile(os.path.join(run_dir, 'network-final.pkl'))
+
+    latest = tl.find_latest_snapshot(run_dir)
+    assert latest is not None and int(latest[1]['cur_nimg']) in (512, 1024)
+    resumed = subprocess.run([sys.executable, '-c', DRIVER, json.dumps(dict(kwargs, resume_run=True))],
+                             cwd=REPO_DIR, env=env, capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert 'Resuming' in resumed.stdout
+    assert_same_training_state(ref_dir, run_dir, 1)
+
+
+def test_stats_collector_and_truncation(tmp_path):
+    from tf2.stats import StatsCollector, truncate_stats_file
+    stats = StatsCollector(str(tmp_path), tensorboard=False)
+    stats.report('Loss/a', 1.0)
+    stats.report('Loss/a', np.array([2.0, 3.0]))       # every element counts: mean of 1, 2, 3
+    stats.report('Loss/b', np.float32(5.0))
+    assert stats.flush(1.5, extra={'tick': 1}) == {'Loss/a': 2.0, 'Loss/b': 5.0}
+    stats.report('Loss/a', float('nan'))
+    stats.flush(3.0, extra={'tick': 2})
+    assert np.isnan(stats.mean('Loss/a'))              # cleared by flush
+    path = tmp_path / 'stats.jsonl'
+    lines = [json.loads(l) for l in open(path)]
+    assert lines[0]['kimg'] == 1.5 and lines[0]['tick'] == 1 and lines[0]['Loss/b'] == 5.0
+    assert lines[1]['Loss/a'] is None                  # NaN written as null (valid JSON)
+    with open(path, 'a') as f:
+        f.write('{"kimg": 4.0, "tick": 3, "Loss/a"')   # a line cut short by a kill
+    truncate_stats_file(str(tmp_path), 2.0)
+    assert [json.loads(l)['tick'] for l in open(path)] == [1]

@@ -1,0 +1,633 @@
+"""The StyleGAN (v1) training loop on TensorFlow 2 (spec 6.3-6.6).
+
+What it does, in the official order: progressive growing by a fractional `lod` (schedule.py),
+per step `D_repeats` D updates (each followed by the Gs moving-average update) then one G update,
+`minibatch_repeats` steps per schedule evaluation, Adam state reset when floor(lod) or ceil(lod)
+changes, updates skipped when a gradient is non-finite, ticks measured in kimg, image grids and
+`(G, D, Gs)` snapshots in the official pickle format.
+
+Additions of this port:
+* Gradient accumulation: a minibatch is processed in rounds of `minibatch_gpu` images
+  (schedule.py), so large minibatches fit in little memory. `num_gpus` devices are emulated by
+  rounds on the one device the loop runs on (the update is the same).
+* Exact resume: every network snapshot `network-snapshot-<kimg>.pkl` has a sidecar
+  `training-state-<kimg>.npz` with the optimizer state, the progress counters, the numpy and
+  `tf.random.Generator` states and the grid latents. The sidecar is written first and names the
+  SHA-256 of the pickle, both by temporary file + rename; a snapshot counts only when both files
+  exist and match, so a kill at any moment leaves the previous complete snapshot as the newest.
+  The dataset is re-seeded from (random_seed, kimg) at every network snapshot, so a resumed run
+  sees the same data order as the uninterrupted one.
+* A non-finite loss stops training with `TrainingDivergedError`; the snapshots on disk stay.
+"""
+
+import functools
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import PIL.Image
+import keras
+import tensorflow as tf
+
+import dnnlib
+from dnnlib import legacy_pickle
+from dnnlib.util import EasyDict, format_time
+from tf2 import checkpoint
+from tf2 import networks_stylegan
+from tf2 import optimizers
+from tf2.dataset import TFRecordDataset
+from tf2.network import Network
+from tf2.schedule import normalize_sched_args, training_schedule
+from tf2.stats import StatsCollector, truncate_stats_file
+
+STATE_FORMAT = 1
+SNAPSHOT_RE = re.compile(r'^network-snapshot-(\d+)\.pkl$')
+
+
+class TrainingDivergedError(RuntimeError):
+    """A loss became NaN or Inf; training stopped and the snapshots on disk were kept."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Real images (spec 6.4).
+
+def process_reals(x: tf.Tensor, lod: tf.Tensor, mirror_augment: bool, rng: tf.random.Generator,
+                  drange_data: Sequence[float], drange_net: Sequence[float],
+                  resolution: int) -> tf.Tensor:
+    """uint8 reals at the resolution of floor(lod) -> float network input at full resolution.
+
+    Args:
+        x: [N, C, h, w] uint8 (h = resolution / 2**floor(lod)).
+        lod: scalar float32 level of detail.
+        mirror_augment: flip each image along W with probability 0.5.
+        rng: the training random stream.
+        drange_data, drange_net: dynamic ranges of the data ([0, 255]) and the networks ([-1, 1]).
+        resolution: full resolution R.
+
+    Returns:
+        [N, C, R, R] float32.
+    """
+    x = tf.cast(x, tf.float32)                                      # [N, C, h, w]
+    scale = (drange_net[1] - drange_net[0]) / (drange_data[1] - drange_data[0])
+    x = x * scale + (drange_net[0] - drange_data[0] * scale)
+    if mirror_augment:
+        flip = rng.uniform([tf.shape(x)[0], 1, 1, 1], 0.0, 1.0) < 0.5
+        x = tf.where(flip, tf.reverse(x, axis=[3]), x)
+    # Fade: blend with the 2x2-box-downscaled, nearest-upscaled image by the fractional lod.
+    n, c, h, w = tf.shape(x)[0], x.shape[1], x.shape[2], x.shape[3]
+    y = tf.reduce_mean(tf.reshape(x, [n, c, h // 2, 2, w // 2, 2]), axis=[3, 5], keepdims=True)
+    y = tf.reshape(tf.tile(y, [1, 1, 1, 2, 1, 2]), [n, c, h, w])
+    x = x + (y - x) * (lod - tf.floor(lod))
+    # Nearest-neighbour upscale to the full resolution: D always sees R x R.
+    factor = resolution // h
+    if factor > 1:
+        x = tf.reshape(x, [n, c, h, 1, w, 1])
+        x = tf.reshape(tf.tile(x, [1, 1, 1, factor, 1, factor]), [n, c, h * factor, w * factor])
+    return x
+
+
+# ------------------------------------------------------------------------------------------------
+# Image grids (spec 6.6).
+
+GRID_SIZES = {'1080p': (1920, 1080, 3, 2), '4k': (3840, 2160, 7, 4), '8k': (7680, 4320, 7, 4)}
+
+
+def grid_shape(size: str, resolution: int) -> Tuple[int, int]:
+    """(columns, rows) of a snapshot grid: a display name ('1080p', '4k', '8k') or 'COLSxROWS'."""
+    if size in GRID_SIZES:
+        width, height, min_w, min_h = GRID_SIZES[size]
+        return int(np.clip(width // resolution, min_w, 32)), int(np.clip(height // resolution, min_h, 32))
+    m = re.fullmatch(r'(\d+)x(\d+)', str(size))
+    if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
+        raise ValueError(f'grid size {size!r}: expected 1080p, 4k, 8k or COLSxROWS such as 8x4')
+    return int(m.group(1)), int(m.group(2))
+
+
+def save_image_grid(images: np.ndarray, path: str, drange: Sequence[float], grid: Tuple[int, int]) -> None:
+    """Writes NCHW images as one PNG grid (row-major), mapping `drange` to [0, 255], atomically."""
+    gw, gh = grid
+    n, c, h, w = images.shape
+    canvas = np.zeros([c, gh * h, gw * w], np.float32)
+    for i in range(min(n, gw * gh)):
+        y, x = divmod(i, gw)
+        canvas[:, y * h:(y + 1) * h, x * w:(x + 1) * w] = images[i]
+    canvas = (canvas - drange[0]) * (255.0 / (drange[1] - drange[0]))
+    canvas = np.rint(canvas).clip(0, 255).astype(np.uint8).transpose(1, 2, 0)   # [H, W, C]
+    image = PIL.Image.fromarray(canvas[:, :, 0] if c == 1 else canvas, 'L' if c == 1 else 'RGB')
+    buf = io.BytesIO()
+    image.save(buf, format='PNG')
+    _write_atomic(path, buf.getvalue())
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    tmp = f'{path}.tmp-{os.getpid()}'
+    try:
+        with open(tmp, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+# ------------------------------------------------------------------------------------------------
+# Optimizer state and snapshots.
+
+def optimizer_arrays(opt) -> Dict[str, np.ndarray]:
+    """Every optimizer variable (step counter, moments, learning rate) as numpy, keyed '<i>:<path>'."""
+    return {f'{i:04d}:{v.path}': np.array(v.numpy()) for i, v in enumerate(opt.variables)}
+
+
+def restore_optimizer_arrays(opt, arrays: Dict[str, np.ndarray], label: str) -> None:
+    """Assigns arrays saved by `optimizer_arrays` back, checking count and shapes."""
+    variables = list(opt.variables)
+    keys = sorted(arrays)
+    if len(keys) != len(variables):
+        raise ValueError(f'{label}: {len(keys)} saved optimizer variables, the optimizer has '
+                         f'{len(variables)} (different networks or optimizer?)')
+    for key, var in zip(keys, variables):
+        value = arrays[key]
+        if tuple(value.shape) != tuple(var.shape):
+            raise ValueError(f'{label}: optimizer variable {key} has shape {value.shape}, '
+                             f'expected {tuple(var.shape)}')
+        var.assign(value)
+
+
+def snapshot_paths(run_dir: str, kimg: int) -> Tuple[str, str]:
+    """(network pickle, training-state sidecar) paths of the snapshot at `kimg`."""
+    return (os.path.join(run_dir, f'network-snapshot-{kimg:06d}.pkl'),
+            os.path.join(run_dir, f'training-state-{kimg:06d}.npz'))
+
+
+def write_snapshot(run_dir: str, kimg: int, networks: Tuple, state: Dict[str, Any]) -> str:
+    """Writes the (G, D, Gs) pickle and its training-state sidecar; returns the pickle path.
+
+    The sidecar goes first and records the pickle's SHA-256, so `find_latest_snapshot` accepts a
+    pair only when both renames happened.
+    """
+    pkl_path, state_path = snapshot_paths(run_dir, kimg)
+    data = legacy_pickle.dumps(tuple(checkpoint.network_states(*networks)))
+    state = dict(state, pkl_sha256=np.array(hashlib.sha256(data).hexdigest()),
+                 state_format=np.array(STATE_FORMAT))
+    buf = io.BytesIO()
+    np.savez(buf, **state)
+    _write_atomic(state_path, buf.getvalue())
+    _write_atomic(pkl_path, data)
+    return pkl_path
+
+
+def _read_state(state_path: str, pkl_path: str) -> Optional[Dict[str, np.ndarray]]:
+    try:
+        with np.load(state_path, allow_pickle=False) as f:
+            state = {k: f[k] for k in f.files}
+        with open(pkl_path, 'rb') as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+    except (OSError, ValueError, KeyError):
+        return None
+    if str(state.get('pkl_sha256')) != digest or int(state.get('state_format', -1)) != STATE_FORMAT:
+        return None
+    return state
+
+
+def find_latest_snapshot(run_dir: str) -> Optional[Tuple[str, Dict[str, np.ndarray]]]:
+    """The newest complete (pickle, sidecar) pair in `run_dir` as (pkl path, state), or None."""
+    found = []
+    for name in os.listdir(run_dir):
+        m = SNAPSHOT_RE.match(name)
+        if m:
+            found.append(int(m.group(1)))
+    for kimg in sorted(found, reverse=True):
+        pkl_path, state_path = snapshot_paths(run_dir, kimg)
+        state = _read_state(state_path, pkl_path) if os.path.isfile(state_path) else None
+        if state is not None:
+            return pkl_path, state
+    return None
+
+
+def _np_rng_state(rng: np.random.RandomState) -> Dict[str, np.ndarray]:
+    kind, keys, pos, has_gauss, cached = rng.get_state()
+    return {'np_rng_keys': keys, 'np_rng_pos': np.array(pos), 'np_rng_has_gauss': np.array(has_gauss),
+            'np_rng_cached_gaussian': np.array(cached)}
+
+
+def _set_np_rng_state(rng: np.random.RandomState, state: Dict[str, np.ndarray]) -> None:
+    rng.set_state(('MT19937', state['np_rng_keys'], int(state['np_rng_pos']),
+                   int(state['np_rng_has_gauss']), float(state['np_rng_cached_gaussian'])))
+
+
+# ------------------------------------------------------------------------------------------------
+# Train steps (tf.function; the big ones are traced once per minibatch_gpu size).
+
+class TrainSteps:
+    """The compiled D step, G step, optimizer applies and Gs update of one training run.
+
+    Args:
+        G, D, Gs: Keras models (networks_stylegan).
+        G_opt, D_opt: built Keras optimizers.
+        G_loss, D_loss: loss functions (loss.py signature) with their extra kwargs bound.
+        rng: the training random stream (latents, mirror flips, G's noise and style mixing).
+        mirror_augment, drange_data, drange_net: see process_reals.
+        D_augment: None, or a callable applied to every image batch D sees (reals and fakes).
+    """
+
+    def __init__(self, G, D, Gs, G_opt, D_opt, G_loss: Callable, D_loss: Callable,
+                 rng: tf.random.Generator, mirror_augment: bool, drange_data, drange_net,
+                 D_augment: Optional[Callable] = None):
+        self.G, self.D, self.Gs = G, D, Gs
+        self.G_opt, self.D_opt = G_opt, D_opt
+        self.G_loss, self.D_loss = G_loss, D_loss
+        self.rng = rng
+        self.mirror_augment = bool(mirror_augment)
+        self.drange_data, self.drange_net = list(drange_data), list(drange_net)
+        self.D_augment = D_augment
+        self.latent_size = latent_size_of(G)
+        self.resolution = int(networks_stylegan.resolved_kwargs(D)['resolution'])
+        self.prepare_reals = tf.function(self._prepare_reals)
+        self.D_grads = tf.function(self._D_grads)
+        self.G_grads = tf.function(self._G_grads)
+        self.apply_D = tf.function(self._apply_D)
+        self.apply_G = tf.function(self._apply_G)
+        self.update_Gs = tf.function(self._update_Gs)
+
+    def _G_train(self, latents, labels):
+        return self.G(latents, labels, is_training=True, rng=self.rng)
+
+    def _D_train(self, images, labels):
+        if self.D_augment is not None:
+            images = self.D_augment(images)
+        return self.D(images, labels)
+
+    def _set_lod(self, lod):
+        self.G.lod.assign(lod)
+        self.D.lod.assign(lod)
+
+    @staticmethod
+    def _finite(grads) -> tf.Tensor:
+        return tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(g)) for g in grads]))
+
+    def _prepare_reals(self, reals, lod):
+        # Separate from _D_grads so that the big function sees [n, C, R, R] at every lod and is
+        # traced once per minibatch size, not once per resolution.
+        return process_reals(reals, lod, self.mirror_augment, self.rng, self.drange_data,
+                             self.drange_net, self.resolution)
+
+    def _D_grads(self, reals, labels, lod):
+        # reals [n, C, R, R] float (prepare_reals), labels [n, L], lod scalar.
+        self._set_lod(lod)
+        latents = self.rng.normal([tf.shape(reals)[0], self.latent_size])
+        variables = self.D.trainable_variables
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch([v.value for v in variables])   # the tf.Variables inside the Keras variables
+            loss, stats = self.D_loss(self._G_train, self._D_train, latents, reals, labels)
+            loss = tf.reduce_mean(loss)
+        grads = tape.gradient(loss, variables)
+        return loss, stats, grads
+
+    def _G_grads(self, labels, lod):
+        # labels [n, L], lod scalar.
+        self._set_lod(lod)
+        latents = self.rng.normal([tf.shape(labels)[0], self.latent_size])
+        variables = self.G.trainable_variables
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch([v.value for v in variables])   # the tf.Variables inside the Keras variables
+            loss, stats = self.G_loss(self._G_train, self._D_train, latents, labels)
+            loss = tf.reduce_mean(loss)
+        grads = tape.gradient(loss, variables)
+        return loss, stats, grads
+
+    def _apply(self, opt, variables, grads, lrate):
+        # Skip the whole update when a gradient is non-finite (tflib.Optimizer did the same).
+        ok = self._finite(grads)
+        if ok:
+            opt.learning_rate.assign(lrate)
+            opt.apply_gradients(zip(grads, variables))
+        return ok
+
+    def _apply_D(self, grads, lrate):
+        return self._apply(self.D_opt, self.D.trainable_variables, grads, lrate)
+
+    def _apply_G(self, grads, lrate):
+        return self._apply(self.G_opt, self.G.trainable_variables, grads, lrate)
+
+    def _update_Gs(self, beta):
+        checkpoint.setup_as_moving_average_of(self.Gs, self.G, beta)
+
+
+# ------------------------------------------------------------------------------------------------
+# Small helpers of the loop.
+
+def latent_size_of(G) -> int:
+    """Length of z for a G model (from its mapping network's input)."""
+    return int(networks_stylegan.resolved_kwargs(G.mapping)['latent_size'])
+
+
+def _open_dataset(dataset_args: dict, random_seed: int, cur_nimg: int) -> TFRecordDataset:
+    """The training set, seeded from (random_seed, cur_nimg): re-opened at every network snapshot
+    so that a run resumed from that snapshot reads the same data order as the uninterrupted run."""
+    seed = int(np.random.SeedSequence([int(random_seed), int(cur_nimg)]).generate_state(1)[0] >> 1)
+    return TFRecordDataset(**dataset_args, seed=seed)
+
+
+def _build_networks(G_args: dict, D_args: dict, training_set: TFRecordDataset):
+    data_kwargs = dict(num_channels=training_set.shape[0], resolution=training_set.resolution,
+                       label_size=training_set.label_size)
+    G_kwargs, D_kwargs = dict(G_args), dict(D_args)
+    G_func = networks_stylegan.BUILD_FUNCS[G_kwargs.pop('func_name')]
+    D_func = networks_stylegan.BUILD_FUNCS[D_kwargs.pop('func_name')]
+    G = G_func(name='G', **data_kwargs, **G_kwargs)
+    D = D_func(name='D', **data_kwargs, **D_kwargs)
+    return G, D, checkpoint.clone(G, name='Gs')
+
+
+def _check_networks(G, D, training_set: TFRecordDataset, source: str) -> None:
+    want = dict(num_channels=training_set.shape[0], resolution=training_set.resolution,
+                label_size=training_set.label_size)
+    for net in (G, D):
+        have = {k: networks_stylegan.resolved_kwargs(net)[k] for k in want}
+        if have != want:
+            raise ValueError(f'{source}: network {net.name} was built for {have}, but the dataset '
+                             f'{training_set.tfrecord_dir} has {want}')
+
+
+def _make_optimizer(opt_args: dict, variables: list, name: str):
+    kwargs = dict(opt_args)
+    # The learning rate is a variable that the schedule sets before every update.
+    return dnnlib.util.call_func_by_name(func_name=kwargs.pop('func_name'), learning_rate=1.0,
+                                         variables=variables, opt_name=name, **kwargs)
+
+
+def disable_fragile_graph_rewrite() -> None:
+    """Turns off Grappler's dependency optimizer for this process.
+
+    With it, the second-order gradient of the R1 penalty through the networks' nested `tf.cond`
+    (progressive growing) fails at run time from 8x8 on with "AlreadyExistsError: Resource
+    __per_step_0/.../AddN_*/tmp_var" on TensorFlow 2.21 (CPU): an accumulator inside a branch
+    function that runs twice per step gets the same per-step name twice. Without this one pass
+    the graphs run, and no slower.
+    """
+    tf.config.optimizer.set_experimental_options({'dependency_optimization': False})
+
+
+def _lod_phase_changed(lod: float, prev_lod: float) -> bool:
+    return math.floor(lod) != math.floor(prev_lod) or math.ceil(lod) != math.ceil(prev_lod)
+
+
+def _memory_gb() -> Tuple[float, Optional[float]]:
+    """(peak resident CPU memory, peak GPU:0 memory or None) in GiB."""
+    import resource
+    cpu = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20    # KiB on Linux
+    gpu = None
+    if tf.config.list_physical_devices('GPU'):
+        gpu = tf.config.experimental.get_memory_info('GPU:0')['peak'] / 2 ** 30
+    return cpu, gpu
+
+
+def _check_finite(name: str, value: float, cur_nimg: int, lod: float, last_pkl: Optional[str],
+                  run_dir: str) -> None:
+    if math.isfinite(value):
+        return
+    where = (f'the last complete snapshot is {last_pkl} (continue from it with '
+             f'run_training.py --resume {run_dir})' if last_pkl else 'no snapshot had been written yet')
+    raise TrainingDivergedError(
+        f'{name} is {value} at kimg {cur_nimg / 1000:.3f} (lod {lod:.2f}); training stopped. '
+        f'{where}. Consider a lower learning rate or a different seed.')
+
+
+def _generator_from_state(state: np.ndarray, alg) -> tf.random.Generator:
+    return tf.random.Generator.from_state(state.astype(np.int64), alg)
+
+
+# ------------------------------------------------------------------------------------------------
+# The training loop.
+
+def training_loop(
+    run_dir: str,                           # Run directory (created by the launcher); every output goes here.
+    G_args: dict,                           # Generator: {'func_name': build function in networks_stylegan, **its kwargs}.
+    D_args: dict,                           # Discriminator: likewise.
+    G_opt_args: dict,                       # G optimizer: {'func_name': factory, **kwargs}; learning rate comes from the schedule.
+    D_opt_args: dict,                       # D optimizer: likewise.
+    G_loss_args: dict,                      # G loss: {'func_name': function in loss.py, **its extra kwargs}.
+    D_loss_args: dict,                      # D loss: likewise (e.g. r1_gamma).
+    dataset_args: dict,                     # TFRecordDataset kwargs (tfrecord_dir, resolution, max_label_size, ...); seed is set here.
+    sched_args: dict,                       # training_schedule kwargs (schedule.py); missing ones take its official defaults.
+    grid_args: Optional[dict] = None,       # Snapshot grid {'size': '1080p'|'4k'|'8k'|'COLSxROWS', 'layout': 'random'}. None: 4k, random.
+    num_gpus: int = 1,                      # Devices the official minibatch is divided over (emulated by rounds on one device).
+    total_kimg: float = 15000,              # Training length in thousands of real images shown to D.
+    G_smoothing_kimg: float = 10.0,         # Half-life of the Gs moving average, in kimg; 0 = Gs is a copy of G.
+    D_repeats: int = 1,                     # D updates per G update.
+    minibatch_repeats: int = 4,             # Steps between evaluations of the schedule.
+    reset_opt_for_new_lod: bool = True,     # Reset the optimizers' state when floor(lod) or ceil(lod) changes.
+    mirror_augment: bool = False,           # Flip each real image horizontally with probability 0.5.
+    drange_net: Sequence[float] = (-1, 1),  # Dynamic range of the networks' images.
+    image_snapshot_ticks: int = 1,          # Write fakes<kimg>.png every this many ticks (and at the end).
+    network_snapshot_ticks: int = 10,       # Write a network snapshot every this many ticks (and at tick 1 and the end).
+    random_seed: int = 1000,                # Seed of numpy and of the TF random stream (derived from numpy, as officially).
+    resume_pkl: Optional[str] = None,       # Start from this (G, D, Gs) pickle with fresh optimizers. None: new networks.
+    resume_kimg: float = 0.0,               # Progress assumed at the start with resume_pkl (schedule and file numbering).
+    resume_time: float = 0.0,               # Training time in seconds assumed at the start with resume_pkl.
+    resume_run: bool = False,               # Continue run_dir from its newest complete snapshot (exact resume). False: start.
+    D_augment_args: Optional[dict] = None,  # {'class_name': ..., **kwargs}: callable applied to every image D sees. None: none.
+    mixing_figure: bool = False,            # At the end, write style-mixing figures of the final snapshot into run_dir.
+) -> Dict[str, Any]:
+    """Trains StyleGAN v1 as the official `training_loop`; see the module docstring.
+
+    Returns:
+        Summary dict: `final_pkl`, `kimg`, `ticks`, `run_dir`.
+
+    Raises:
+        TrainingDivergedError: when a loss becomes NaN or Inf (the snapshots on disk are kept).
+    """
+    start_time = time.time()
+    disable_fragile_graph_rewrite()
+    sched_args = normalize_sched_args(sched_args)
+    grid_args = dict(size='4k', layout='random') if grid_args is None else grid_args
+    if grid_args['layout'] != 'random':
+        raise ValueError(f"grid layout {grid_args['layout']!r}: only 'random' is supported")
+    total_nimg = int(round(total_kimg * 1000))
+    np_rng = np.random.RandomState(random_seed)
+    keras.utils.set_random_seed(random_seed)     # weight initialisation (numpy, TF and Keras seeds)
+    latest = find_latest_snapshot(run_dir) if resume_run else None
+    state = latest[1] if latest is not None else None
+
+    # Progress counters (restored below when resuming).
+    cur_nimg = int(state['cur_nimg']) if state is not None else int(round(resume_kimg * 1000))
+    cur_tick = int(state['cur_tick']) if state is not None else 0
+    prev_lod = float(state['prev_lod']) if state is not None else -1.0
+    elapsed0 = float(state['total_time']) if state is not None else float(resume_time)
+    training_set = _open_dataset(dataset_args, random_seed, cur_nimg)
+    drange_data = training_set.dynamic_range
+
+    # Networks and optimizers.
+    if resume_run:
+        # Statistics of ticks after the snapshot belong to work that is redone now.
+        truncate_stats_file(run_dir, cur_nimg / 1000)
+        if latest is None:
+            print(f'{run_dir}: no complete snapshot yet; starting the run from the beginning')
+    if latest is not None:
+        print(f'Resuming {run_dir} from {latest[0]} (kimg {cur_nimg / 1000:.3f}, tick {cur_tick})')
+        G, D, Gs = checkpoint.networks_from_pickle(latest[0])
+        _check_networks(G, D, training_set, latest[0])
+    elif resume_pkl is not None:
+        print(f'Loading networks from {resume_pkl} (resume_kimg {resume_kimg})')
+        G, D, Gs = checkpoint.networks_from_pickle(resume_pkl)
+        _check_networks(G, D, training_set, resume_pkl)
+    else:
+        G, D, Gs = _build_networks(G_args, D_args, training_set)
+    G_opt = _make_optimizer(G_opt_args, G.trainable_variables, 'G_opt')
+    D_opt = _make_optimizer(D_opt_args, D.trainable_variables, 'D_opt')
+    G_loss_kwargs, D_loss_kwargs = dict(G_loss_args), dict(D_loss_args)
+    G_loss_func = dnnlib.util.get_obj_by_name(G_loss_kwargs.pop('func_name'))
+    D_loss_func = dnnlib.util.get_obj_by_name(D_loss_kwargs.pop('func_name'))
+    D_augment = None
+    if D_augment_args is not None:
+        aug_kwargs = dict(D_augment_args)
+        D_augment = dnnlib.util.construct_class_by_name(class_name=aug_kwargs.pop('class_name'), **aug_kwargs)
+
+    # Random streams, snapshot grid and restored state.
+    latent_size = latent_size_of(G)
+    grid = grid_shape(grid_args['size'], training_set.resolution)
+    if state is not None:
+        _set_np_rng_state(np_rng, state)
+        rng = _generator_from_state(state['tf_rng_state'], int(state['tf_rng_alg']))
+        restore_optimizer_arrays(G_opt, {k[6:]: v for k, v in state.items() if k.startswith('G_opt/')}, latest[0])
+        restore_optimizer_arrays(D_opt, {k[6:]: v for k, v in state.items() if k.startswith('D_opt/')}, latest[0])
+        grid_latents, grid_labels = state['grid_latents'], state['grid_labels']
+        if D_augment is not None and hasattr(D_augment, 'set_state'):
+            D_augment.set_state({k[8:]: v for k, v in state.items() if k.startswith('augment/')})
+    else:
+        grid_reals, grid_labels = training_set.get_minibatch_np(grid[0] * grid[1])
+        grid_latents = np_rng.randn(grid[0] * grid[1], latent_size).astype(np.float32)
+        rng = tf.random.Generator.from_seed(int(np_rng.randint(1 << 31)))
+        save_image_grid(grid_reals, os.path.join(run_dir, 'reals.png'), drange_data, grid)
+    Gs_run = Network(Gs)
+
+    def render_grid(path: str, minibatch: int) -> None:
+        images = Gs_run.run(grid_latents, grid_labels, is_validation=True, minibatch_size=minibatch)
+        save_image_grid(images, path, drange_net, grid)
+
+    if state is None:
+        render_grid(os.path.join(run_dir, 'fakes_init.png'), 8)
+    steps = TrainSteps(G, D, Gs, G_opt, D_opt,
+                       functools.partial(G_loss_func, **G_loss_kwargs), functools.partial(D_loss_func, **D_loss_kwargs),
+                       rng, mirror_augment, drange_data, drange_net, D_augment)
+    stats = StatsCollector(run_dir)
+    last_pkl = latest[0] if latest is not None else None
+
+    def snapshot_state() -> Dict[str, np.ndarray]:
+        st = dict(cur_nimg=np.array(cur_nimg), cur_tick=np.array(cur_tick), prev_lod=np.array(prev_lod),
+                  total_time=np.array(total_time), tf_rng_state=rng.state.numpy(),
+                  tf_rng_alg=np.array(int(rng.algorithm)), grid_latents=grid_latents,
+                  grid_labels=grid_labels, **_np_rng_state(np_rng))
+        st.update({f'G_opt/{k}': v for k, v in optimizer_arrays(G_opt).items()})
+        st.update({f'D_opt/{k}': v for k, v in optimizer_arrays(D_opt).items()})
+        if D_augment is not None and hasattr(D_augment, 'get_state'):
+            st.update({f'augment/{k}': np.asarray(v) for k, v in D_augment.get_state().items()})
+        return st
+
+    def accumulate(grads_fn, next_args, rounds: int, lod_t, label: str, sched):
+        """Runs grads_fn over the rounds of one step; returns the mean gradients."""
+        total = None
+        for _round in range(rounds):
+            loss, step_stats, grads = grads_fn(*next_args(), lod_t)
+            loss = float(loss)
+            _check_finite(f'Loss/{label}/loss', loss, cur_nimg, sched.lod, last_pkl, run_dir)
+            stats.report(f'Loss/{label}/loss', loss)
+            for name, value in step_stats.items():
+                stats.report(name, value.numpy())
+            total = grads if total is None else [a + b for a, b in zip(total, grads)]
+        return total if rounds == 1 else [g / rounds for g in total]
+
+    # Main loop ------------------------------------------------------------------------------
+    print(f'Training for {total_kimg} kimg from kimg {cur_nimg / 1000:.3f}...')
+    tick_start_nimg = cur_nimg
+    tick_start_time = time.time()
+    maintenance_time = tick_start_time - start_time
+    while cur_nimg < total_nimg:
+        # Schedule, optimizer reset, data pipeline for this lod.
+        sched = training_schedule(cur_nimg, training_set.resolution_log2, num_gpus, **sched_args)
+        if reset_opt_for_new_lod and _lod_phase_changed(sched.lod, prev_lod):
+            optimizers.reset_optimizer_state(G_opt)
+            optimizers.reset_optimizer_state(D_opt)
+        prev_lod = sched.lod
+        rounds = sched.rounds * num_gpus
+        training_set.configure(sched.minibatch_gpu, sched.lod)
+        lod_t = tf.constant(sched.lod, tf.float32)
+        G_lrate, D_lrate = tf.constant(sched.G_lrate, tf.float32), tf.constant(sched.D_lrate, tf.float32)
+        Gs_beta = 0.5 ** (sched.minibatch / (G_smoothing_kimg * 1000.0)) if G_smoothing_kimg > 0 else 0.0
+        Gs_beta = tf.constant(Gs_beta, tf.float32)
+
+        # minibatch_repeats steps: D_repeats D updates (each with the Gs update), then one G update.
+        for _repeat in range(minibatch_repeats):
+            for _D_repeat in range(D_repeats):
+                def next_reals():
+                    images, labels = training_set.get_minibatch_tf()
+                    return steps.prepare_reals(images, lod_t), labels
+                grads = accumulate(steps.D_grads, next_reals, rounds, lod_t, 'D', sched)
+                stats.report('Progress/D_update_skipped', 0.0 if bool(steps.apply_D(grads, D_lrate)) else 1.0)
+                steps.update_Gs(Gs_beta)
+                cur_nimg += sched.minibatch
+            random_labels = lambda: (tf.constant(training_set.get_random_labels_np(sched.minibatch_gpu)),)
+            grads = accumulate(steps.G_grads, random_labels, rounds, lod_t, 'G', sched)
+            stats.report('Progress/G_update_skipped', 0.0 if bool(steps.apply_G(grads, G_lrate)) else 1.0)
+
+        # Once per tick: report, image grid, snapshot.
+        done = cur_nimg >= total_nimg
+        if cur_nimg < tick_start_nimg + sched.tick_kimg * 1000 and not done:
+            continue
+        cur_tick += 1
+        tick_kimg = (cur_nimg - tick_start_nimg) / 1000.0
+        tick_start_nimg = cur_nimg
+        tick_end_time = time.time()
+        tick_time = tick_end_time - tick_start_time
+        total_time = tick_end_time - start_time + elapsed0
+        sec_per_kimg = tick_time / tick_kimg
+        cpu_mem, gpu_mem = _memory_gb()
+        for name, value in [('Progress/tick', cur_tick), ('Progress/kimg', cur_nimg / 1000.0),
+                            ('Progress/lod', sched.lod), ('Progress/minibatch', sched.minibatch),
+                            ('Progress/minibatch_gpu', sched.minibatch_gpu),
+                            ('Progress/G_lrate', sched.G_lrate), ('Progress/D_lrate', sched.D_lrate),
+                            ('Timing/total_sec', total_time), ('Timing/sec_per_tick', tick_time),
+                            ('Timing/sec_per_kimg', sec_per_kimg), ('Timing/maintenance_sec', maintenance_time),
+                            ('Timing/total_hours', total_time / 3600.0),
+                            ('Timing/total_days', total_time / 86400.0),
+                            ('Resources/peak_cpu_mem_gb', cpu_mem)]:
+            stats.report(name, value)
+        if gpu_mem is not None:
+            stats.report('Resources/peak_gpu_mem_gb', gpu_mem)
+        eta = max(total_nimg - cur_nimg, 0) / 1000.0 * sec_per_kimg     # at the last tick's speed
+        print(f'tick {cur_tick:<5d} kimg {cur_nimg / 1000.0:<8.1f} lod {sched.lod:<5.2f} '
+              f'minibatch {sched.minibatch:<4d} time {format_time(total_time):<12s} '
+              f'sec/tick {tick_time:<7.1f} sec/kimg {sec_per_kimg:<7.2f} '
+              f'maintenance {maintenance_time:<6.1f} cpumem {cpu_mem:<5.2f} '
+              + (f'gpumem {gpu_mem:<5.2f} ' if gpu_mem is not None else '')
+              + f'eta {format_time(eta)}', flush=True)
+        stats.flush(cur_nimg / 1000.0, extra={'tick': cur_tick})
+        if cur_tick % image_snapshot_ticks == 0 or done:
+            render_grid(os.path.join(run_dir, f'fakes{cur_nimg // 1000:06d}.png'), sched.minibatch_gpu)
+        if cur_tick % network_snapshot_ticks == 0 or done or cur_tick == 1:
+            last_pkl = write_snapshot(run_dir, cur_nimg // 1000, (G, D, Gs), snapshot_state())
+            training_set.close()
+            training_set = _open_dataset(dataset_args, random_seed, cur_nimg)
+        tick_start_time = time.time()
+        maintenance_time = tick_start_time - tick_end_time
+
+    # Finish ---------------------------------------------------------------------------------
+    stats.close()
+    training_set.close()
+    final_pkl = os.path.join(run_dir, 'network-final.pkl')
+    if last_pkl is not None:
+        legacy_pickle.save(tuple(checkpoint.network_states(G, D, Gs)), final_pkl)
+    if mixing_figure and last_pkl is not None:
+        from tf2 import mixing
+        figures = mixing.write_style_mixing_figure(final_pkl, run_dir, log=None)
+        print('Style-mixing figures: ' + ', '.join(figures))
+    print(f'Done: kimg {cur_nimg / 1000.0:.1f}, {cur_tick} ticks; final networks {final_pkl}')
+    return dict(run_dir=run_dir, final_pkl=final_pkl, kimg=cur_nimg / 1000.0, ticks=cur_tick)
