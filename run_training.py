@@ -1,5 +1,9 @@
 #!/usr/bin/env python3
-"""Train StyleGAN (v1) with TensorFlow 2: the official progressive-growing recipe.
+"""Train StyleGAN (v1) or StyleGAN2 (configs e/f) with TensorFlow 2, with the official recipes.
+
+StyleGAN: progressive growing (--config ffhq, celebahq, ...). StyleGAN2 (--config stylegan2-f,
+stylegan2-e): no growing, lazy R1 and path-length regularisation; --resume-pkl with an official
+StyleGAN2 pickle fine-tunes it (the config then follows the pickle).
 
 With no arguments it trains the small `demo` config on the embedded 64x64 demo dataset (built
 into ./datasets/demo on first use) in about 10 minutes on 2 CPU cores.
@@ -17,7 +21,14 @@ EPILOG = """examples:
   python run_training.py --config ffhq --resolution 256 --gpus 1 --minibatch-gpu 4
   python run_training.py --resume results/00003-sgan-ffhq-8gpu --kimg 30000
   python run_training.py --config ffhq --resume-pkl net.pkl --resume-kimg 7000
+  python run_training.py --resume-pkl ffhq-64.pkl --dataset my64 --lod-initial-resolution full \\
+      --freeze-d 2 --augment albu:default --optimizer adamp --lr 0.002 --batch 32 --kimg 20
+                                                           # fine-tune on a few hundred images
   python run_training.py --config celebahq --dry-run       # print the resolved options only
+  python run_training.py --config stylegan2-f --dataset ffhq --gpus 8     # StyleGAN2 config-f
+  python run_training.py --config stylegan2-demo           # StyleGAN2 recipe, small nets, demo data
+  python run_training.py --resume-pkl stylegan2-ffhq-config-f.pkl --dataset my1024 --kimg 500
+                                                           # fine-tune an official StyleGAN2 pickle
 
 outputs in <result-dir>/NNNNN-<desc>/: training_options.json, log.txt, stats.jsonl, TensorBoard
 events, reals.png, fakes_init.png, fakes<kimg>.png, network-snapshot-<kimg>.pkl (official (G, D,
@@ -33,13 +44,26 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f'expected a boolean (1/0, true/false), got {text!r}')
 
 
+def _int_or_full(text: str):
+    if text == 'full':
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected "full" or a resolution such as 8, got {text!r}') from None
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     """Command line; every default is None so that --resume knows which flags were given."""
-    from tf2.training_options import CONFIGS, DEMO_GRID, DEMO_KIMG, DEMO_RESOLUTION, LAUNCH_DEFAULTS as D
+    from tf2.training_options import (CONFIGS, DEMO_GRID, DEMO_KIMG, DEMO_RESOLUTION, DEMO_SNAPSHOT_TICKS,
+                                      LAUNCH_DEFAULTS as D)
     p = argparse.ArgumentParser(description=__doc__, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--config', choices=CONFIGS,
-                   help=f'preset: official train.py dataset configs or the small demo (default: {D["config"]})')
+                   help='preset: official StyleGAN train.py dataset configs, the small demo, '
+                        'StyleGAN2 stylegan2-f / stylegan2-e (official run_training.py; needs '
+                        '--dataset) or stylegan2-demo (default: ' + D["config"] + '; with '
+                        '--resume-pkl: follows the pickle)')
     p.add_argument('--data-dir', metavar='DIR', help=f'folder holding the dataset folders (default: {D["data_dir"]})')
     p.add_argument('--dataset', metavar='NAME',
                    help='dataset folder name in --data-dir (default: the config\'s: ffhq, celebahq, '
@@ -63,7 +87,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--result-dir', metavar='DIR', help=f'parent of the run directories (default: {D["result_dir"]})')
     p.add_argument('--seed', type=int, help=f'random seed (default: {D["seed"]}, as officially)')
     p.add_argument('--snapshot-ticks', type=int, metavar='N',
-                   help='network snapshot every N ticks, plus tick 1 and the end (default: 10; demo: 1)')
+                   help='network snapshot every N ticks, plus tick 1 and the end '
+                        f'(default: 10; demo: {DEMO_SNAPSHOT_TICKS})')
     p.add_argument('--image-snapshot-ticks', type=int, metavar='N',
                    help='fakes<kimg>.png every N ticks and at the end (default: 1)')
     p.add_argument('--mixing-figure', type=_bool, nargs='?', const=True, metavar='BOOL',
@@ -73,8 +98,51 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'snapshot with its saved options; flags given here override them')
     p.add_argument('--resume-pkl', metavar='PKL',
                    help='start a new run from this (G, D, Gs) pickle (fresh optimizer state)')
+    p.add_argument('--gamma', type=float, metavar='G',
+                   help='StyleGAN2 configs: R1 weight (default: 10 for stylegan2-f, 100 for stylegan2-e)')
     p.add_argument('--resume-kimg', type=float, metavar='KIMG',
                    help='with --resume-pkl: training progress to assume (default: 0)')
+    ft = p.add_argument_group('fine-tuning (start from --resume-pkl; see README "Fine-tuning on a small dataset")')
+    ft.add_argument('--transfer-mismatched', type=_bool, nargs='?', const=True, metavar='BOOL',
+                    help='--resume-pkl built for another resolution or label size: build the networks '
+                         'for the dataset and copy only the layers with the same official name and '
+                         'shape, listing what was and was not transferred (default: off = error)')
+    ft.add_argument('--lod-initial-resolution', type=_int_or_full, metavar='R|full',
+                    help='resolution the progressive-growing schedule starts at; "full" = the '
+                         'dataset\'s resolution, i.e. no growing (what fine-tuning a grown network '
+                         'wants) (default: the config\'s, 8)')
+    ft.add_argument('--freeze-d', type=int, metavar='N',
+                    help='FreezeD: keep the N highest-resolution blocks of D (those nearest the input, '
+                         'with their FromRGB) fixed (default: 0)')
+    ft.add_argument('--freeze-g', type=int, metavar='N',
+                    help='FreezeG: keep the N lowest-resolution synthesis blocks of G (4x4 first, with '
+                         'their ToRGB) fixed (default: 0)')
+    ft.add_argument('--freeze-mapping', type=_bool, nargs='?', const=True, metavar='BOOL',
+                    help='keep G\'s mapping network fixed (default: off)')
+    ft.add_argument('--augment', metavar='SPEC',
+                    help='none; albu:PRESET (default, mild, strong) or albu:FILE.yaml|.json = '
+                         'albumentations on the reals in the data pipeline (leaks into G, a warning '
+                         'is printed); diff or diff:OP,OP with OPs color, translation, cutout, xflip, '
+                         'rotate90 = differentiable augmentation of reals and fakes before D '
+                         '(default: none)')
+    ft.add_argument('--aug-p', type=float, metavar='P',
+                    help='with --augment diff: fixed probability per op and image (default: 1)')
+    ft.add_argument('--aug-target', type=float, metavar='T',
+                    help='with --augment diff: adaptive probability (ADA) aiming at '
+                         'E[sign(D(real))] = T, e.g. 0.6; p is saved with the snapshots')
+    ft.add_argument('--optimizer', choices=('adam', 'adamw', 'adamp'),
+                    help='optimizer of G and D (default: adam, the official one)')
+    ft.add_argument('--lr', type=float, metavar='LR',
+                    help='learning rate of G and D at every resolution, replacing the preset\'s '
+                         'per-resolution rates (default: the preset\'s)')
+    ft.add_argument('--batch', type=int, metavar='N',
+                    help='minibatch size at every resolution, replacing the preset\'s '
+                         'per-resolution sizes (default: the preset\'s)')
+    ft.add_argument('--beta1', type=float, help='Adam beta1 (default: 0.0, official)')
+    ft.add_argument('--beta2', type=float, help='Adam beta2 (default: 0.99, official)')
+    ft.add_argument('--epsilon', type=float, help='Adam epsilon (default: 1e-8, official)')
+    ft.add_argument('--weight-decay', type=float, metavar='WD',
+                    help='decoupled weight decay, with --optimizer adamw or adamp (default: 0)')
     p.add_argument('--dry-run', action='store_true', help='print the resolved options and exit')
     return p.parse_args(argv)
 

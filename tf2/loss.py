@@ -108,3 +108,158 @@ def D_logistic_simplegp(G: GFunc, D: DFunc, latents: tf.Tensor, reals: tf.Tensor
     stats['Loss/scores/real'] = real_scores
     stats['Loss/scores/fake'] = fake_scores
     return loss, stats
+
+
+# ------------------------------------------------------------------------------------------------
+# StyleGAN2 losses (spec 6.7), with lazy regularisation.
+#
+# `reg` chooses what a call computes, because with lazy regularisation the training loop takes
+# separate optimizer steps for the main loss and for the regulariser (official G_reg_op /
+# D_reg_op): 'none' = main loss only, 'only' = regulariser only (per sample, not yet multiplied
+# by the interval), 'both' = their sum (official non-lazy mode: `loss += reg`).
+
+REG_MODES = ('none', 'only', 'both')
+
+
+def _check_reg_mode(reg: str) -> None:
+    if reg not in REG_MODES:
+        raise ValueError(f"loss: reg={reg!r}; expected one of {', '.join(REG_MODES)}")
+
+
+def _combine(loss, reg):
+    """loss [N, 1] and reg [M, 1] (M may differ) -> [N, 1] whose mean is mean(loss) + mean(reg)."""
+    return loss + tf.reduce_mean(reg)
+
+
+def D_logistic_r1(G: GFunc, D: DFunc, latents: tf.Tensor, reals: tf.Tensor, labels: tf.Tensor,
+                  gamma: float = 10.0, reg: str = 'both') -> LossResult:
+    """The official StyleGAN2 D loss: softplus(D(fake)) + softplus(-D(real)), R1 regulariser.
+
+    reg term = gamma * 0.5 * sum over C, H, W of (d sum(D(reals)) / d reals)^2, per real image.
+    On a regularisation-only call (reg='only') neither G nor D(fakes) runs.
+
+    Args:
+        G: generator callable in training mode.
+        D: discriminator callable.
+        latents: [N, latent_size] z ~ N(0, 1).
+        reals: [N, C, H, W] processed real images.
+        labels: [N, label_size] labels of the reals (the fakes use them too, as officially).
+        gamma: R1 weight (config-f 10, config-e 100); 0 makes the regulariser 0.
+        reg: 'none', 'only' or 'both' (see above).
+
+    Returns:
+        (loss [N, 1], stats).
+    """
+    _check_reg_mode(reg)
+    stats = {}
+    loss = penalty = None
+    if reg != 'none':
+        real_scores, penalty = _gradient_penalty(D, reals, labels)          # [N, 1], [N, 1]
+        stats['Loss/r1_penalty'] = penalty
+        penalty = penalty * (gamma * 0.5)
+    else:
+        real_scores = _scores(D, reals, labels)
+    stats['Loss/scores/real'] = real_scores
+    if reg != 'only':
+        fake_scores = _scores(D, G(latents, labels), labels)
+        stats['Loss/scores/fake'] = fake_scores
+        loss = tf.nn.softplus(fake_scores) + tf.nn.softplus(-real_scores)   # [N, 1]
+    if reg == 'none':
+        return loss, stats
+    if reg == 'only':
+        return penalty, stats
+    return loss + penalty, stats
+
+
+def G_logistic_ns_pathreg(G: GFunc, D: DFunc, latents: tf.Tensor, labels: tf.Tensor,
+                          pl_mean: tf.Variable = None, rng: tf.random.Generator = None,
+                          reg: str = 'both', pl_minibatch_shrink: int = 2, pl_decay: float = 0.01,
+                          pl_weight: float = 2.0) -> LossResult:
+    """The official StyleGAN2 G loss: softplus(-D(G(z))) with path-length regularisation.
+
+    Regulariser, on the first N // pl_minibatch_shrink latents and labels:
+        images, w = G(z, return_dlatents=True)                  # w [n, L, D]
+        pl_noise = N(0, 1) / sqrt(H * W)                        # same shape as images
+        pl_grads = d sum(images * pl_noise) / d w
+        pl_lengths = sqrt(mean over L of sum over D of pl_grads^2)     # [n]
+        pl_mean <- pl_mean + pl_decay * (mean(pl_lengths) - pl_mean)   # assigned to the variable
+        reg = (pl_lengths - pl_mean)^2 * pl_weight
+    As officially, the penalty uses the updated pl_mean as a tensor (so a small part of the
+    gradient flows through mean(pl_lengths)), and the variable is updated on every
+    regularisation call. G is called as `G(latents, labels, return_dlatents=True)`.
+
+    Args:
+        G: generator callable in training mode; must accept `return_dlatents=True`.
+        D: discriminator callable.
+        latents: [N, latent_size] z ~ N(0, 1).
+        labels: [N, label_size] random dataset labels.
+        pl_mean: scalar float32 `tf.Variable` holding the running mean of the path lengths
+            (created by the caller, see `make_state_variables`, and saved for resume). Needed
+            unless reg='none'.
+        rng: random stream for pl_noise; None uses global `tf.random`.
+        reg: 'none', 'only' or 'both' (see above).
+        pl_minibatch_shrink: the regulariser's batch is N // this.
+        pl_decay: decay of the running mean pl_mean.
+        pl_weight: weight of the regulariser.
+
+    Returns:
+        (loss [N, 1] (reg='only': [n, 1]), stats).
+    """
+    _check_reg_mode(reg)
+    stats = {}
+    loss = penalty = None
+    if reg != 'only':
+        fake_scores = _scores(D, G(latents, labels), labels)
+        stats['Loss/scores/fake'] = fake_scores
+        loss = tf.nn.softplus(-fake_scores)                                  # [N, 1]
+    if reg != 'none':
+        if pl_mean is None:
+            raise ValueError('G_logistic_ns_pathreg: pl_mean (a scalar tf.Variable) is needed '
+                             'for the path-length regulariser')
+        penalty, pl_lengths = _path_length_penalty(G, latents, labels, pl_mean, rng,
+                                                   pl_minibatch_shrink, pl_decay)
+        stats['Loss/pl_lengths'] = pl_lengths
+        penalty = penalty * pl_weight                                        # [n, 1]
+    if reg == 'none':
+        return loss, stats
+    if reg == 'only':
+        return penalty, stats
+    return _combine(loss, penalty), stats
+
+
+def _path_length_penalty(G, latents, labels, pl_mean, rng, pl_minibatch_shrink, pl_decay):
+    """(pl_lengths - updated pl_mean)^2 [n, 1] and pl_lengths [n, 1]; updates pl_mean."""
+    latents = tf.convert_to_tensor(latents)
+    labels = tf.convert_to_tensor(labels)
+    n = tf.shape(latents)[0] // pl_minibatch_shrink if pl_minibatch_shrink > 1 else tf.shape(latents)[0]
+    tf.debugging.assert_positive(n, message='G_logistic_ns_pathreg: the path-length batch '
+                                            '(minibatch // pl_minibatch_shrink) is empty')
+    pl_latents, pl_labels = latents[:n], labels[:n]
+    # Record the whole forward pass, so that the gradient w.r.t. the intermediate dlatents exists
+    # even for callables without variables; it stays inside the caller's tape (second order).
+    with tf.GradientTape() as tape:
+        tape.watch(pl_latents)
+        images, dlatents = G(pl_latents, pl_labels, return_dlatents=True)    # [n, C, H, W], [n, L, D]
+        images = tf.cast(images, tf.float32)
+        shape = tf.shape(images)
+        noise = rng.normal(shape) if rng is not None else tf.random.normal(shape)
+        noise = noise / tf.sqrt(tf.cast(shape[2] * shape[3], tf.float32))
+        total = tf.reduce_sum(images * noise)
+    pl_grads = tf.cast(tape.gradient(total, dlatents), tf.float32)          # [n, L, D]
+    pl_lengths = tf.sqrt(tf.reduce_mean(tf.reduce_sum(tf.square(pl_grads), axis=2), axis=1))  # [n]
+    new_mean = pl_mean + pl_decay * (tf.reduce_mean(pl_lengths) - pl_mean)
+    pl_mean.assign(new_mean)
+    penalty = tf.square(pl_lengths - new_mean)                               # [n]
+    return penalty[:, None], pl_lengths[:, None]
+
+
+# Variables a loss keeps between steps: function name -> {keyword: initial value}. The training
+# loop creates them (`make_state_variables`), passes them by keyword and saves them for resume.
+STATE_VARIABLES = {'G_logistic_ns_pathreg': {'pl_mean': 0.0}}
+
+
+def make_state_variables(loss_func: Callable) -> Dict[str, tf.Variable]:
+    """The scalar float32 state variables `loss_func` takes by keyword (e.g. pl_mean), fresh."""
+    init = STATE_VARIABLES.get(getattr(loss_func, '__name__', ''), {})
+    return {name: tf.Variable(value, dtype=tf.float32, trainable=False, name=name)
+            for name, value in init.items()}

@@ -6,6 +6,12 @@ per step `D_repeats` D updates (each followed by the Gs moving-average update) t
 changes, updates skipped when a gradient is non-finite, ticks measured in kimg, image grids and
 `(G, D, Gs)` snapshots in the official pickle format.
 
+StyleGAN2 (spec 6.7) runs in the same loop with `loop_order='v2'`: per step the G update (and,
+every `G_reg_interval` minibatches, a separate path-length regularisation update), the Gs
+update, then the D update (and every `D_reg_interval` minibatches an R1 update); lazy
+regularisation rescales Adam's lr and betas by interval/(interval+1). With
+`lod_initial_resolution='full'` there is no progressive growing.
+
 Additions of this port:
 * Gradient accumulation: a minibatch is processed in rounds of `minibatch_gpu` images
   (schedule.py), so large minibatches fit in little memory. `num_gpus` devices are emulated by
@@ -21,6 +27,7 @@ Additions of this port:
 """
 
 import functools
+import inspect
 import hashlib
 import io
 import json
@@ -39,7 +46,10 @@ import dnnlib
 from dnnlib import legacy_pickle
 from dnnlib.util import EasyDict, format_time
 from tf2 import checkpoint
+from tf2 import finetune
+from tf2 import loss as loss_lib
 from tf2 import networks_stylegan
+from tf2 import networks_stylegan2
 from tf2 import optimizers
 from tf2.dataset import TFRecordDataset
 from tf2.network import Network
@@ -226,6 +236,12 @@ def _set_np_rng_state(rng: np.random.RandomState, state: Dict[str, np.ndarray]) 
 # ------------------------------------------------------------------------------------------------
 # Train steps (tf.function; the big ones are traced once per minibatch_gpu size).
 
+def _zeros_for_none(grads, variables):
+    """Zero gradients for variables a loss does not reach (e.g. ToRGB biases in the path-length
+    regulariser), as tflib.Optimizer did, so that every apply sees a full gradient list."""
+    return [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+
+
 class TrainSteps:
     """The compiled D step, G step, optimizer applies and Gs update of one training run.
 
@@ -236,11 +252,14 @@ class TrainSteps:
         rng: the training random stream (latents, mirror flips, G's noise and style mixing).
         mirror_augment, drange_data, drange_net: see process_reals.
         D_augment: None, or a callable applied to every image batch D sees (reals and fakes).
+        G_vars, D_vars: the variables the optimizers train (fine-tuning freezes some, see
+            tf2/finetune.py). None: all trainable variables of G / D.
     """
 
     def __init__(self, G, D, Gs, G_opt, D_opt, G_loss: Callable, D_loss: Callable,
                  rng: tf.random.Generator, mirror_augment: bool, drange_data, drange_net,
-                 D_augment: Optional[Callable] = None):
+                 D_augment: Optional[Callable] = None, G_vars: Optional[list] = None,
+                 D_vars: Optional[list] = None):
         self.G, self.D, self.Gs = G, D, Gs
         self.G_opt, self.D_opt = G_opt, D_opt
         self.G_loss, self.D_loss = G_loss, D_loss
@@ -248,6 +267,8 @@ class TrainSteps:
         self.mirror_augment = bool(mirror_augment)
         self.drange_data, self.drange_net = list(drange_data), list(drange_net)
         self.D_augment = D_augment
+        self.G_vars = list(G.trainable_variables if G_vars is None else G_vars)
+        self.D_vars = list(D.trainable_variables if D_vars is None else D_vars)
         self.latent_size = latent_size_of(G)
         self.resolution = int(networks_stylegan.resolved_kwargs(D)['resolution'])
         self.prepare_reals = tf.function(self._prepare_reals)
@@ -257,8 +278,9 @@ class TrainSteps:
         self.apply_G = tf.function(self._apply_G)
         self.update_Gs = tf.function(self._update_Gs)
 
-    def _G_train(self, latents, labels):
-        return self.G(latents, labels, is_training=True, rng=self.rng)
+    def _G_train(self, latents, labels, **kwargs):
+        # kwargs: e.g. return_dlatents=True for StyleGAN2's path-length regulariser.
+        return self.G(latents, labels, is_training=True, rng=self.rng, **kwargs)
 
     def _D_train(self, images, labels):
         if self.D_augment is not None:
@@ -266,8 +288,10 @@ class TrainSteps:
         return self.D(images, labels)
 
     def _set_lod(self, lod):
-        self.G.lod.assign(lod)
-        self.D.lod.assign(lod)
+        # StyleGAN2 config e/f: only G_main has a lod variable (unused); D_stylegan2 has none.
+        for net in (self.G, self.D):
+            if getattr(net, 'lod', None) is not None:
+                net.lod.assign(lod)
 
     @staticmethod
     def _finite(grads) -> tf.Tensor:
@@ -279,29 +303,34 @@ class TrainSteps:
         return process_reals(reals, lod, self.mirror_augment, self.rng, self.drange_data,
                              self.drange_net, self.resolution)
 
-    def _D_grads(self, reals, labels, lod):
+    def _D_grads(self, reals, labels, lod, reg=None, scale=1.0):
         # reals [n, C, R, R] float (prepare_reals), labels [n, L], lod scalar.
+        # reg: None (loss without a `reg` argument, or its default) or 'none' / 'only' / 'both'
+        # (loss.py StyleGAN2 losses); the gradient is of scale * mean(loss) (lazy regularisation
+        # multiplies the regulariser by its interval). Python values: one trace per combination.
         self._set_lod(lod)
         latents = self.rng.normal([tf.shape(reals)[0], self.latent_size])
-        variables = self.D.trainable_variables
+        variables = self.D_vars
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch([v.value for v in variables])   # the tf.Variables inside the Keras variables
-            loss, stats = self.D_loss(self._G_train, self._D_train, latents, reals, labels)
+            loss, stats = self.D_loss(self._G_train, self._D_train, latents, reals, labels,
+                                      **({} if reg is None else {'reg': reg}))
             loss = tf.reduce_mean(loss)
-        grads = tape.gradient(loss, variables)
-        return loss, stats, grads
+        grads = tape.gradient(loss * scale if scale != 1.0 else loss, variables)
+        return loss, stats, _zeros_for_none(grads, variables)
 
-    def _G_grads(self, labels, lod):
-        # labels [n, L], lod scalar.
+    def _G_grads(self, labels, lod, reg=None, scale=1.0):
+        # labels [n, L], lod scalar; reg and scale as in _D_grads.
         self._set_lod(lod)
         latents = self.rng.normal([tf.shape(labels)[0], self.latent_size])
-        variables = self.G.trainable_variables
+        variables = self.G_vars
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch([v.value for v in variables])   # the tf.Variables inside the Keras variables
-            loss, stats = self.G_loss(self._G_train, self._D_train, latents, labels)
+            loss, stats = self.G_loss(self._G_train, self._D_train, latents, labels,
+                                      **({} if reg is None else {'reg': reg}))
             loss = tf.reduce_mean(loss)
-        grads = tape.gradient(loss, variables)
-        return loss, stats, grads
+        grads = tape.gradient(loss * scale if scale != 1.0 else loss, variables)
+        return loss, stats, _zeros_for_none(grads, variables)
 
     def _apply(self, opt, variables, grads, lrate):
         # Skip the whole update when a gradient is non-finite (tflib.Optimizer did the same).
@@ -312,10 +341,10 @@ class TrainSteps:
         return ok
 
     def _apply_D(self, grads, lrate):
-        return self._apply(self.D_opt, self.D.trainable_variables, grads, lrate)
+        return self._apply(self.D_opt, self.D_vars, grads, lrate)
 
     def _apply_G(self, grads, lrate):
-        return self._apply(self.G_opt, self.G.trainable_variables, grads, lrate)
+        return self._apply(self.G_opt, self.G_vars, grads, lrate)
 
     def _update_Gs(self, beta):
         checkpoint.setup_as_moving_average_of(self.Gs, self.G, beta)
@@ -329,19 +358,78 @@ def latent_size_of(G) -> int:
     return int(networks_stylegan.resolved_kwargs(G.mapping)['latent_size'])
 
 
-def _open_dataset(dataset_args: dict, random_seed: int, cur_nimg: int) -> TFRecordDataset:
+def _open_dataset(dataset_args: dict, random_seed: int, cur_nimg: int,
+                  reals_augment_args: Optional[dict] = None) -> TFRecordDataset:
     """The training set, seeded from (random_seed, cur_nimg): re-opened at every network snapshot
-    so that a run resumed from that snapshot reads the same data order as the uninterrupted run."""
+    so that a run resumed from that snapshot reads the same data order (and, with
+    `reals_augment_args`, the same augmentations of the reals) as the uninterrupted run."""
     seed = int(np.random.SeedSequence([int(random_seed), int(cur_nimg)]).generate_state(1)[0] >> 1)
-    return TFRecordDataset(**dataset_args, seed=seed)
+    augment_fn = None
+    if reals_augment_args is not None:
+        kwargs = dict(reals_augment_args)
+        augment_fn = dnnlib.util.call_func_by_name(func_name=kwargs.pop('func_name'), seed=seed, **kwargs)
+    return TFRecordDataset(**dataset_args, seed=seed, augment_fn=augment_fn)
+
+
+def build_func(func_name: str) -> Callable:
+    """A build function by its official name: networks_stylegan (v1) or networks_stylegan2."""
+    for module in (networks_stylegan, networks_stylegan2):
+        if func_name in module.BUILD_FUNCS:
+            return module.BUILD_FUNCS[func_name]
+    raise ValueError(f'unknown network build function {func_name!r}; expected one of '
+                     f'{sorted(set(networks_stylegan.BUILD_FUNCS) | set(networks_stylegan2.BUILD_FUNCS))}')
+
+
+def lazy_regularization_opt_args(opt_args: dict, reg_interval: Optional[int]) -> Tuple[dict, float]:
+    """Optimizer kwargs and learning-rate factor for lazy regularisation (StyleGAN2, spec 6.7).
+
+    Regularising every `reg_interval` minibatches as extra steps means (interval + 1) updates per
+    interval, so the official code rescales with mb_ratio = interval / (interval + 1):
+    lr *= mb_ratio, beta1 **= mb_ratio, beta2 **= mb_ratio. None: no change (factor 1).
+    """
+    if reg_interval is None:
+        return dict(opt_args), 1.0
+    if int(reg_interval) != reg_interval or reg_interval < 1:
+        raise ValueError(f'reg_interval {reg_interval!r}: must be a positive integer or None')
+    mb_ratio = reg_interval / (reg_interval + 1)
+    out = dict(opt_args)
+    for key in ('beta1', 'beta2'):
+        if key in out:
+            out[key] = out[key] ** mb_ratio
+    return out, mb_ratio
+
+
+def regularization_due(running_mb_counter: int, reg_interval: Optional[int]) -> bool:
+    """Whether the lazy regulariser runs at this minibatch (counter before the increment)."""
+    return reg_interval is not None and running_mb_counter % reg_interval == 0
+
+
+def _loss_reg_arg(loss_func: Callable, reg_interval: Optional[int], label: str) -> Optional[str]:
+    """`reg` for the main loss steps: 'none' with lazy regularisation, else None (the default)."""
+    if reg_interval is None:
+        return None
+    if 'reg' not in inspect.signature(loss_func).parameters:
+        raise ValueError(f'{label}_reg_interval {reg_interval}: lazy regularisation needs a loss '
+                         f'with a `reg` argument (tf2.loss.G_logistic_ns_pathreg, '
+                         f'D_logistic_r1); {loss_func.__name__} has none')
+    return 'none'
+
+
+def _loss_runtime_kwargs(loss_func: Callable, state_vars: Dict[str, tf.Variable],
+                         rng: tf.random.Generator) -> dict:
+    """The state variables (e.g. pl_mean) and, if the loss takes one, the training rng."""
+    kwargs = dict(state_vars)
+    if 'rng' in inspect.signature(loss_func).parameters:
+        kwargs['rng'] = rng
+    return kwargs
 
 
 def _build_networks(G_args: dict, D_args: dict, training_set: TFRecordDataset):
     data_kwargs = dict(num_channels=training_set.shape[0], resolution=training_set.resolution,
                        label_size=training_set.label_size)
     G_kwargs, D_kwargs = dict(G_args), dict(D_args)
-    G_func = networks_stylegan.BUILD_FUNCS[G_kwargs.pop('func_name')]
-    D_func = networks_stylegan.BUILD_FUNCS[D_kwargs.pop('func_name')]
+    G_func = build_func(G_kwargs.pop('func_name'))
+    D_func = build_func(D_kwargs.pop('func_name'))
     G = G_func(name='G', **data_kwargs, **G_kwargs)
     D = D_func(name='D', **data_kwargs, **D_kwargs)
     return G, D, checkpoint.clone(G, name='Gs')
@@ -435,9 +523,17 @@ def training_loop(
     resume_time: float = 0.0,               # Training time in seconds assumed at the start with resume_pkl.
     resume_run: bool = False,               # Continue run_dir from its newest complete snapshot (exact resume). False: start.
     D_augment_args: Optional[dict] = None,  # {'class_name': ..., **kwargs}: callable applied to every image D sees. None: none.
+    reals_augment_args: Optional[dict] = None,  # {'func_name': factory(seed=, **kwargs) -> dataset augment_fn} for the reals (albumentations). None: none.
+    transfer_mismatched: bool = False,      # resume_pkl at another resolution/label size: copy the matching layers only (finetune.py). False: error.
+    D_freeze_blocks: int = 0,               # FreezeD: keep the N highest-resolution blocks of D fixed (finetune.py defines the blocks).
+    G_freeze_blocks: int = 0,               # FreezeG: keep the N lowest-resolution synthesis blocks of G fixed (4x4 first).
+    G_freeze_mapping: bool = False,         # Keep G's mapping network fixed.
+    loop_order: str = 'v1',                 # 'v1': per step D_repeats D updates (each + Gs update), then G. 'v2' (StyleGAN2): G, G reg, Gs update, D, D reg.
+    G_reg_interval: Optional[int] = None,   # Lazy regularisation: G's regulariser as its own step every this many minibatches (StyleGAN2: 4). None: with the loss.
+    D_reg_interval: Optional[int] = None,   # Likewise for D (StyleGAN2: 16). Lazy regularisation needs a loss with a `reg` argument.
     mixing_figure: bool = False,            # At the end, write style-mixing figures of the final snapshot into run_dir.
 ) -> Dict[str, Any]:
-    """Trains StyleGAN v1 as the official `training_loop`; see the module docstring.
+    """Trains StyleGAN (v1) or StyleGAN2 as the official `training_loop`s; see the module docstring.
 
     Returns:
         Summary dict: `final_pkl`, `kimg`, `ticks`, `run_dir`.
@@ -447,6 +543,10 @@ def training_loop(
     """
     start_time = time.time()
     disable_fragile_graph_rewrite()
+    if loop_order not in ('v1', 'v2'):
+        raise ValueError(f"loop_order {loop_order!r}: expected 'v1' or 'v2'")
+    if loop_order == 'v2' and D_repeats != 1:
+        raise ValueError(f'D_repeats {D_repeats}: the StyleGAN2 loop order has one D update per step')
     sched_args = normalize_sched_args(sched_args)
     grid_args = dict(size='4k', layout='random') if grid_args is None else grid_args
     if grid_args['layout'] != 'random':
@@ -460,10 +560,14 @@ def training_loop(
     # Progress counters (restored below when resuming).
     cur_nimg = int(state['cur_nimg']) if state is not None else int(round(resume_kimg * 1000))
     cur_tick = int(state['cur_tick']) if state is not None else 0
+    # Minibatches done in this run; decides the lazy regularisation steps (saved for exact resume).
+    running_mb_counter = int(state.get('running_mb_counter', 0)) if state is not None else 0
     prev_lod = float(state['prev_lod']) if state is not None else -1.0
     elapsed0 = float(state['total_time']) if state is not None else float(resume_time)
-    training_set = _open_dataset(dataset_args, random_seed, cur_nimg)
+    training_set = _open_dataset(dataset_args, random_seed, cur_nimg, reals_augment_args)
     drange_data = training_set.dynamic_range
+    if sched_args.get('lod_initial_resolution') == 'full':     # no progressive growing (fine-tuning)
+        sched_args['lod_initial_resolution'] = training_set.resolution
 
     # Networks and optimizers.
     if resume_run:
@@ -477,15 +581,27 @@ def training_loop(
         _check_networks(G, D, training_set, latest[0])
     elif resume_pkl is not None:
         print(f'Loading networks from {resume_pkl} (resume_kimg {resume_kimg})')
-        G, D, Gs = checkpoint.networks_from_pickle(resume_pkl)
-        _check_networks(G, D, training_set, resume_pkl)
+        G, D, Gs = finetune.networks_for_dataset(
+            resume_pkl, dict(num_channels=training_set.shape[0], resolution=training_set.resolution,
+                             label_size=training_set.label_size),
+            transfer_mismatched, dataset_name=training_set.tfrecord_dir)
     else:
         G, D, Gs = _build_networks(G_args, D_args, training_set)
-    G_opt = _make_optimizer(G_opt_args, G.trainable_variables, 'G_opt')
-    D_opt = _make_optimizer(D_opt_args, D.trainable_variables, 'D_opt')
+    G_vars, D_vars = finetune.select_trainable(G, D, D_freeze_blocks, G_freeze_blocks, G_freeze_mapping)
+    G_opt_args, G_mb_ratio = lazy_regularization_opt_args(G_opt_args, G_reg_interval)
+    D_opt_args, D_mb_ratio = lazy_regularization_opt_args(D_opt_args, D_reg_interval)
+    G_opt = _make_optimizer(G_opt_args, G_vars, 'G_opt')
+    D_opt = _make_optimizer(D_opt_args, D_vars, 'D_opt')
+    if reals_augment_args is not None:
+        from tf2.augment import LEAK_MESSAGE
+        print(f'Warning: {LEAK_MESSAGE}')
     G_loss_kwargs, D_loss_kwargs = dict(G_loss_args), dict(D_loss_args)
     G_loss_func = dnnlib.util.get_obj_by_name(G_loss_kwargs.pop('func_name'))
     D_loss_func = dnnlib.util.get_obj_by_name(D_loss_kwargs.pop('func_name'))
+    G_main_reg = _loss_reg_arg(G_loss_func, G_reg_interval, 'G')
+    D_main_reg = _loss_reg_arg(D_loss_func, D_reg_interval, 'D')
+    G_loss_state = loss_lib.make_state_variables(G_loss_func)     # e.g. pl_mean
+    D_loss_state = loss_lib.make_state_variables(D_loss_func)
     D_augment = None
     if D_augment_args is not None:
         aug_kwargs = dict(D_augment_args)
@@ -500,6 +616,10 @@ def training_loop(
         restore_optimizer_arrays(G_opt, {k[6:]: v for k, v in state.items() if k.startswith('G_opt/')}, latest[0])
         restore_optimizer_arrays(D_opt, {k[6:]: v for k, v in state.items() if k.startswith('D_opt/')}, latest[0])
         grid_latents, grid_labels = state['grid_latents'], state['grid_labels']
+        for prefix, variables in (('G_loss/', G_loss_state), ('D_loss/', D_loss_state)):
+            for key, var in variables.items():
+                if prefix + key in state:
+                    var.assign(state[prefix + key])
         if D_augment is not None and hasattr(D_augment, 'set_state'):
             D_augment.set_state({k[8:]: v for k, v in state.items() if k.startswith('augment/')})
     else:
@@ -516,8 +636,9 @@ def training_loop(
     if state is None:
         render_grid(os.path.join(run_dir, 'fakes_init.png'), 8)
     steps = TrainSteps(G, D, Gs, G_opt, D_opt,
-                       functools.partial(G_loss_func, **G_loss_kwargs), functools.partial(D_loss_func, **D_loss_kwargs),
-                       rng, mirror_augment, drange_data, drange_net, D_augment)
+                       functools.partial(G_loss_func, **G_loss_kwargs, **_loss_runtime_kwargs(G_loss_func, G_loss_state, rng)),
+                       functools.partial(D_loss_func, **D_loss_kwargs, **_loss_runtime_kwargs(D_loss_func, D_loss_state, rng)),
+                       rng, mirror_augment, drange_data, drange_net, D_augment, G_vars, D_vars)
     stats = StatsCollector(run_dir)
     last_pkl = latest[0] if latest is not None else None
 
@@ -525,18 +646,23 @@ def training_loop(
         st = dict(cur_nimg=np.array(cur_nimg), cur_tick=np.array(cur_tick), prev_lod=np.array(prev_lod),
                   total_time=np.array(total_time), tf_rng_state=rng.state.numpy(),
                   tf_rng_alg=np.array(int(rng.algorithm)), grid_latents=grid_latents,
-                  grid_labels=grid_labels, **_np_rng_state(np_rng))
+                  grid_labels=grid_labels, running_mb_counter=np.array(running_mb_counter),
+                  **_np_rng_state(np_rng))
+        st.update({f'G_loss/{k}': v.numpy() for k, v in G_loss_state.items()})
+        st.update({f'D_loss/{k}': v.numpy() for k, v in D_loss_state.items()})
         st.update({f'G_opt/{k}': v for k, v in optimizer_arrays(G_opt).items()})
         st.update({f'D_opt/{k}': v for k, v in optimizer_arrays(D_opt).items()})
         if D_augment is not None and hasattr(D_augment, 'get_state'):
             st.update({f'augment/{k}': np.asarray(v) for k, v in D_augment.get_state().items()})
         return st
 
-    def accumulate(grads_fn, next_args, rounds: int, lod_t, label: str, sched):
+    def accumulate(grads_fn, next_args, rounds: int, lod_t, label: str, sched, on_stats=None):
         """Runs grads_fn over the rounds of one step; returns the mean gradients."""
         total = None
         for _round in range(rounds):
             loss, step_stats, grads = grads_fn(*next_args(), lod_t)
+            if on_stats is not None:
+                on_stats(step_stats)
             loss = float(loss)
             _check_finite(f'Loss/{label}/loss', loss, cur_nimg, sched.lod, last_pkl, run_dir)
             stats.report(f'Loss/{label}/loss', loss)
@@ -560,23 +686,64 @@ def training_loop(
         rounds = sched.rounds * num_gpus
         training_set.configure(sched.minibatch_gpu, sched.lod)
         lod_t = tf.constant(sched.lod, tf.float32)
-        G_lrate, D_lrate = tf.constant(sched.G_lrate, tf.float32), tf.constant(sched.D_lrate, tf.float32)
         Gs_beta = 0.5 ** (sched.minibatch / (G_smoothing_kimg * 1000.0)) if G_smoothing_kimg > 0 else 0.0
         Gs_beta = tf.constant(Gs_beta, tf.float32)
 
-        # minibatch_repeats steps: D_repeats D updates (each with the Gs update), then one G update.
+        # Lazy regularisation steps (lr already scaled by mb_ratio): the official G_reg_op /
+        # D_reg_op share the Adam state with the main step and see the regulariser x interval.
+        G_lrate = tf.constant(sched.G_lrate * G_mb_ratio, tf.float32)
+        D_lrate = tf.constant(sched.D_lrate * D_mb_ratio, tf.float32)
+        last_reals = []
+
+        def next_reals():
+            images, labels = training_set.get_minibatch_tf()
+            last_reals[:] = [images, labels]
+            return steps.prepare_reals(images, lod_t), labels
+
+        def repeat_reals():
+            # The official D_reg_op reads the last fetched minibatch again (fresh mirror flips).
+            return steps.prepare_reals(last_reals[0], lod_t), last_reals[1]
+
+        random_labels = lambda: (tf.constant(training_set.get_random_labels_np(sched.minibatch_gpu)),)
+
+        def D_step(run_reg: bool) -> None:
+            real_scores = []
+            grads = accumulate(functools.partial(steps.D_grads, reg=D_main_reg), next_reals, rounds,
+                               lod_t, 'D', sched, on_stats=lambda st: real_scores.append(st['Loss/scores/real']))
+            stats.report('Progress/D_update_skipped', 0.0 if bool(steps.apply_D(grads, D_lrate)) else 1.0)
+            if D_augment is not None and hasattr(D_augment, 'update'):
+                D_augment.update(tf.concat(real_scores, axis=0))     # ADA: p follows D's overfitting
+            if run_reg:
+                grads = accumulate(functools.partial(steps.D_grads, reg='only', scale=float(D_reg_interval)),
+                                   repeat_reals, rounds, lod_t, 'D_reg', sched)
+                stats.report('Progress/D_reg_skipped', 0.0 if bool(steps.apply_D(grads, D_lrate)) else 1.0)
+
+        def G_step(run_reg: bool) -> None:
+            grads = accumulate(functools.partial(steps.G_grads, reg=G_main_reg), random_labels, rounds,
+                               lod_t, 'G', sched)
+            stats.report('Progress/G_update_skipped', 0.0 if bool(steps.apply_G(grads, G_lrate)) else 1.0)
+            if run_reg:
+                grads = accumulate(functools.partial(steps.G_grads, reg='only', scale=float(G_reg_interval)),
+                                   random_labels, rounds, lod_t, 'G_reg', sched)
+                stats.report('Progress/G_reg_skipped', 0.0 if bool(steps.apply_G(grads, G_lrate)) else 1.0)
+
         for _repeat in range(minibatch_repeats):
+            run_G_reg = regularization_due(running_mb_counter, G_reg_interval)
+            run_D_reg = regularization_due(running_mb_counter, D_reg_interval)
+            running_mb_counter += 1
+            if loop_order == 'v2':
+                # StyleGAN2: G (+ reg), Gs update, D (+ reg), one minibatch of reals per step.
+                cur_nimg += sched.minibatch
+                G_step(run_G_reg)
+                steps.update_Gs(Gs_beta)
+                D_step(run_D_reg)
+                continue
+            # StyleGAN: D_repeats D updates (each with the Gs update), then one G update.
             for _D_repeat in range(D_repeats):
-                def next_reals():
-                    images, labels = training_set.get_minibatch_tf()
-                    return steps.prepare_reals(images, lod_t), labels
-                grads = accumulate(steps.D_grads, next_reals, rounds, lod_t, 'D', sched)
-                stats.report('Progress/D_update_skipped', 0.0 if bool(steps.apply_D(grads, D_lrate)) else 1.0)
+                D_step(run_D_reg and _D_repeat == 0)
                 steps.update_Gs(Gs_beta)
                 cur_nimg += sched.minibatch
-            random_labels = lambda: (tf.constant(training_set.get_random_labels_np(sched.minibatch_gpu)),)
-            grads = accumulate(steps.G_grads, random_labels, rounds, lod_t, 'G', sched)
-            stats.report('Progress/G_update_skipped', 0.0 if bool(steps.apply_G(grads, G_lrate)) else 1.0)
+            G_step(run_G_reg)
 
         # Once per tick: report, image grid, snapshot.
         done = cur_nimg >= total_nimg
@@ -602,6 +769,8 @@ def training_loop(
             stats.report(name, value)
         if gpu_mem is not None:
             stats.report('Resources/peak_gpu_mem_gb', gpu_mem)
+        if D_augment is not None and hasattr(D_augment, 'p'):
+            stats.report('Progress/augment_p', float(D_augment.p))
         eta = max(total_nimg - cur_nimg, 0) / 1000.0 * sec_per_kimg     # at the last tick's speed
         print(f'tick {cur_tick:<5d} kimg {cur_nimg / 1000.0:<8.1f} lod {sched.lod:<5.2f} '
               f'minibatch {sched.minibatch:<4d} time {format_time(total_time):<12s} '
@@ -615,7 +784,7 @@ def training_loop(
         if cur_tick % network_snapshot_ticks == 0 or done or cur_tick == 1:
             last_pkl = write_snapshot(run_dir, cur_nimg // 1000, (G, D, Gs), snapshot_state())
             training_set.close()
-            training_set = _open_dataset(dataset_args, random_seed, cur_nimg)
+            training_set = _open_dataset(dataset_args, random_seed, cur_nimg, reals_augment_args)
         tick_start_time = time.time()
         maintenance_time = tick_start_time - tick_end_time
 

@@ -29,6 +29,28 @@ DATASET_CONFIGS = {
 }
 CONFIGS = tuple(DATASET_CONFIGS) + ('demo',)
 
+# StyleGAN2 run_training.py presets (spec 6.7): no progressive growing, lazy R1 and path-length
+# regularisation, G_main / D_stylegan2. Config -> (run-dir suffix, network kwargs, R1 gamma).
+SG2_CONFIGS = {
+    'stylegan2-f':    ('config-f', {}, 10.0),
+    'stylegan2-e':    ('config-e', dict(fmap_base=8192), 100.0),
+    'stylegan2-demo': ('demo', None, None),              # see SG2_DEMO_* below
+}
+CONFIGS = CONFIGS + tuple(SG2_CONFIGS)
+SG2_SCHED = dict(lod_initial_resolution='full', minibatch_base=32, minibatch_dict={}, minibatch_gpu_base=4,
+                 G_lrate_base=0.002, D_lrate_base=0.002, tick_kimg_base=4,
+                 tick_kimg_dict={8: 28, 16: 24, 32: 20, 64: 16, 128: 12, 256: 8, 512: 6, 1024: 4})
+SG2_REG_INTERVALS = dict(G_reg_interval=4, D_reg_interval=16)
+# The StyleGAN2 demo: the official recipe with small networks on the demo dataset at 32x32
+# (its 32x32 files; about 30 s/kimg on 2 CPU cores after a ~20 s trace, 7-10 minutes in all).
+SG2_DEMO_RESOLUTION = 32
+SG2_DEMO_NETWORK = dict(latent_size=128, dlatent_size=128, mapping_layers=4, mapping_fmaps=128,
+                        fmap_base=512, fmap_max=64)
+SG2_DEMO_SCHED = dict(lod_initial_resolution='full', minibatch_base=8, minibatch_dict={}, minibatch_gpu_base=8,
+                      G_lrate_base=0.002, D_lrate_base=0.002, tick_kimg_base=1, tick_kimg_dict={})
+SG2_DEMO_GAMMA = 1.0
+SG2_DEMO_KIMG = 12
+
 # GPU count -> (minibatch_base, minibatch_dict) of the official presets.
 GPU_PRESETS = {
     1: (4, {4: 128, 8: 128, 16: 128, 32: 64, 64: 32, 128: 16, 256: 8, 512: 4}),
@@ -50,12 +72,20 @@ DEMO_SCHED = dict(lod_initial_resolution=8, lod_training_kimg=3, lod_transition_
 DEMO_KIMG = 18
 DEMO_G_SMOOTHING_KIMG = 1.0
 DEMO_GRID = '8x4'
+DEMO_SNAPSHOT_TICKS = 6            # a snapshot (pickle + optimizer state) is ~24 MB here
 
 # Command-line defaults that do not depend on the config (None in `launch` means "use these").
 LAUNCH_DEFAULTS = dict(config='demo', data_dir='datasets', dataset=None, resolution=None, kimg=None,
                        gpus=1, mirror_augment=None, minibatch_gpu=None, result_dir='results',
                        seed=1000, snapshot_ticks=None, image_snapshot_ticks=None, grid=None,
                        resume_pkl=None, resume_kimg=0.0, mixing_figure=None)
+# Fine-tuning flags (issue 8); their defaults keep the official training.
+LAUNCH_DEFAULTS.update(transfer_mismatched=False, freeze_d=0, freeze_g=0, freeze_mapping=False,
+                       augment='none', aug_p=None, aug_target=None, optimizer='adam', lr=None,
+                       beta1=0.0, beta2=0.99, epsilon=1e-8, weight_decay=0.0, batch=None,
+                       lod_initial_resolution=None)
+LAUNCH_DEFAULTS.update(gamma=None)      # StyleGAN2 R1 weight; None: the config's (10 config-f, 100 config-e)
+OPTIMIZER_NAMES = ('adam', 'adamw', 'adamp')     # tf2.optimizers.OPTIMIZER_NAMES (no TF import here)
 
 
 class OptionsError(ValueError):
@@ -106,6 +136,10 @@ def resolve_options(launch: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
     """
     a = _merge_launch(launch)
     _check(a['config'] in CONFIGS, f'--config {a["config"]!r}: choose one of {", ".join(CONFIGS)}')
+    a['config'] = _config_for_resume_pkl(a, config_given=launch.get('config') is not None)
+    if a['config'] in SG2_CONFIGS:
+        return _resolve_stylegan2(a)
+    _check(a['gamma'] is None, '--gamma: only for the StyleGAN2 configs (v1 uses r1_gamma 10)')
     demo = a['config'] == 'demo'
     _check(isinstance(a['gpus'], int) and (a['gpus'] in GPU_PRESETS or (demo and a['gpus'] >= 1)),
            f'--gpus {a["gpus"]}: the official presets exist for 1, 2, 4 or 8 GPUs')
@@ -149,22 +183,200 @@ def resolve_options(launch: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
         G_smoothing_kimg=DEMO_G_SMOOTHING_KIMG if demo else 10.0,
         mirror_augment=bool(mirror),
         image_snapshot_ticks=a['image_snapshot_ticks'] or 1,
-        network_snapshot_ticks=a['snapshot_ticks'] or (1 if demo else 10),
+        network_snapshot_ticks=a['snapshot_ticks'] or (DEMO_SNAPSHOT_TICKS if demo else 10),
         random_seed=a['seed'],
         resume_pkl=a['resume_pkl'],
         resume_kimg=float(a['resume_kimg']),
         mixing_figure=bool(demo if a['mixing_figure'] is None else a['mixing_figure']),
     )
+    _apply_finetune_options(a, kwargs, resolution)
     _check_schedule(kwargs, resolution)
     gpus_desc = f'{a["gpus"]}gpu'
     desc = f'sgan-{dataset}' + (f'{resolution}' if a['resolution'] is not None else '') + f'-{gpus_desc}'
     return desc, kwargs
 
 
+def _network_family(pkl: str) -> str:
+    """'stylegan2' if the pickle's G is G_main (StyleGAN2 configs e/f), else 'stylegan'."""
+    from dnnlib import legacy_pickle
+    try:
+        G = legacy_pickle.load(pkl)[0]
+    except (ValueError, OSError) as e:
+        raise OptionsError(f'--resume-pkl {pkl}: {e}') from None
+    if G.build_func_name == 'G_main':
+        synthesis = G.components.get('synthesis')
+        if synthesis is not None and synthesis.build_func_name != 'G_synthesis_stylegan2':
+            raise OptionsError(f'--resume-pkl {pkl}: G_main with {synthesis.build_func_name} '
+                               '(StyleGAN2 configs a-d) is not trainable here; configs e and f are')
+        return 'stylegan2'
+    return 'stylegan'
+
+
+def _config_for_resume_pkl(a: Dict[str, Any], config_given: bool) -> str:
+    """The config of a run: with --resume-pkl it follows the pickle's build functions."""
+    if a['resume_pkl'] is None or not os.path.isfile(a['resume_pkl']):
+        return a['config']
+    family = _network_family(a['resume_pkl'])
+    is_v2 = a['config'] in SG2_CONFIGS
+    if not config_given:
+        return 'stylegan2-f' if family == 'stylegan2' else a['config']
+    _check(is_v2 == (family == 'stylegan2'),
+           f'--config {a["config"]}: --resume-pkl {a["resume_pkl"]} holds '
+           f'{"StyleGAN2 (G_main)" if family == "stylegan2" else "StyleGAN (G_style)"} networks; '
+           f'use {"--config stylegan2-f or stylegan2-e" if family == "stylegan2" else "a StyleGAN config"} '
+           '(or leave --config out to follow the pickle)')
+    return a['config']
+
+
+def _resolve_stylegan2(a: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
+    """resolve_options for the StyleGAN2 configs (official run_training.py, spec 6.7)."""
+    config = a['config']
+    demo = config == 'stylegan2-demo'
+    suffix, network, gamma = SG2_CONFIGS[config]
+    network, gamma = (SG2_DEMO_NETWORK, SG2_DEMO_GAMMA) if demo else (network, gamma)
+    _check(demo or a['dataset'] is not None, f'--config {config}: --dataset is required (a folder in --data-dir)')
+    dataset = a['dataset'] or DEMO_DATASET
+    _check(a['kimg'] is None or a['kimg'] > 0, f'--kimg {a["kimg"]}: must be > 0')
+    _check(a['resolution'] is None or (a['resolution'] >= 4 and a['resolution'] & (a['resolution'] - 1) == 0),
+           f'--resolution {a["resolution"]}: must be a power of two >= 4')
+    _check(isinstance(a['gpus'], int) and a['gpus'] in GPU_PRESETS, f'--gpus {a["gpus"]}: must be 1, 2, 4 or 8')
+    for flag in ('snapshot_ticks', 'image_snapshot_ticks'):
+        _check(a[flag] is None or a[flag] >= 1, f'--{flag.replace("_", "-")} {a[flag]}: must be >= 1')
+    _check(a['resume_kimg'] >= 0, f'--resume-kimg {a["resume_kimg"]}: must be >= 0')
+    _check(a['resume_pkl'] is None or os.path.isfile(a['resume_pkl']), f'--resume-pkl {a["resume_pkl"]}: no such file')
+    _check(isinstance(a['seed'], int), f'--seed {a["seed"]!r}: must be an integer')
+    _check(a['gamma'] is None or a['gamma'] >= 0, f'--gamma {a["gamma"]}: must be >= 0')
+    _check(a['lod_initial_resolution'] in (None, 'full'),
+           f'--lod-initial-resolution {a["lod_initial_resolution"]}: StyleGAN2 config e/f networks '
+           'do not grow progressively (only "full")')
+    sched = copy.deepcopy(SG2_DEMO_SCHED if demo else SG2_SCHED)
+    minibatch_gpu = parse_minibatch_gpu(a['minibatch_gpu'])
+    if isinstance(minibatch_gpu, dict):
+        sched['minibatch_gpu_dict'] = minibatch_gpu
+    elif minibatch_gpu is not None:
+        sched['minibatch_gpu_base'] = minibatch_gpu
+    resolution = a['resolution'] if a['resolution'] is not None else (SG2_DEMO_RESOLUTION if demo else None)
+    opt_args = dict(func_name='tf2.optimizers.make_optimizer', name='adam', beta1=0.0, beta2=0.99, epsilon=1e-8)
+    kwargs = dict(
+        G_args=dict(func_name='G_main', **network),
+        D_args=dict(func_name='D_stylegan2', **{k: v for k, v in network.items() if k in ('fmap_base', 'fmap_max')}),
+        G_opt_args=dict(opt_args), D_opt_args=dict(opt_args),
+        G_loss_args=dict(func_name='tf2.loss.G_logistic_ns_pathreg'),
+        D_loss_args=dict(func_name='tf2.loss.D_logistic_r1', gamma=float(gamma if a['gamma'] is None else a['gamma'])),
+        dataset_args=dict(tfrecord_dir=os.path.join(a['data_dir'], dataset), resolution=resolution),
+        sched_args=sched,
+        grid_args=dict(size=a['grid'] or (DEMO_GRID if demo else '8k'), layout='random'),
+        num_gpus=a['gpus'],
+        total_kimg=float(a['kimg'] if a['kimg'] is not None else (SG2_DEMO_KIMG if demo else 25000)),
+        G_smoothing_kimg=DEMO_G_SMOOTHING_KIMG if demo else 10.0,
+        mirror_augment=bool(a['mirror_augment'] if a['mirror_augment'] is not None else demo),
+        image_snapshot_ticks=a['image_snapshot_ticks'] or (1 if demo else 10),
+        network_snapshot_ticks=a['snapshot_ticks'] or (DEMO_SNAPSHOT_TICKS if demo else 10),
+        random_seed=a['seed'],
+        resume_pkl=a['resume_pkl'],
+        resume_kimg=float(a['resume_kimg']),
+        mixing_figure=bool(demo if a['mixing_figure'] is None else a['mixing_figure']),
+        loop_order='v2', **SG2_REG_INTERVALS,
+    )
+    _apply_finetune_options(a, kwargs, resolution)
+    _check_schedule(kwargs, resolution)
+    desc = f'stylegan2-{dataset}' + (f'{resolution}' if a['resolution'] is not None else '') + f'-{a["gpus"]}gpu-{suffix}'
+    return desc, kwargs
+
+
+def _apply_finetune_options(a: Dict[str, Any], kwargs: Dict[str, Any], resolution: Optional[int]) -> None:
+    """Fine-tuning flags -> training_loop kwargs (issue 8): optimizer, --lr/--batch overrides,
+    augmentation, freezing, layer transfer, --lod-initial-resolution. Validates naming the flag."""
+    # Optimizer (G and D alike); the learning rate itself comes from the schedule.
+    _check(a['optimizer'] in OPTIMIZER_NAMES, f'--optimizer {a["optimizer"]!r}: choose one of {", ".join(OPTIMIZER_NAMES)}')
+    for flag in ('beta1', 'beta2'):
+        _check(0 <= a[flag] < 1, f'--{flag} {a[flag]}: must be in [0, 1)')
+    _check(a['epsilon'] > 0, f'--epsilon {a["epsilon"]}: must be > 0')
+    _check(a['weight_decay'] >= 0, f'--weight-decay {a["weight_decay"]}: must be >= 0')
+    _check(a['optimizer'] != 'adam' or a['weight_decay'] == 0,
+           f'--weight-decay {a["weight_decay"]}: needs --optimizer adamw or adamp (adam keeps the official update)')
+    for key in ('G_opt_args', 'D_opt_args'):
+        kwargs[key].update(name=a['optimizer'], beta1=float(a['beta1']), beta2=float(a['beta2']),
+                           epsilon=float(a['epsilon']))
+        if a['weight_decay'] > 0:
+            kwargs[key]['weight_decay'] = float(a['weight_decay'])
+    # --lr / --batch replace the preset's per-resolution dicts (one value for every resolution).
+    sched = kwargs['sched_args']
+    if a['lr'] is not None:
+        _check(a['lr'] > 0, f'--lr {a["lr"]}: must be > 0')
+        sched.update(G_lrate_base=float(a['lr']), D_lrate_base=float(a['lr']), G_lrate_dict={}, D_lrate_dict={})
+    if a['batch'] is not None:
+        _check(isinstance(a['batch'], int) and a['batch'] >= 1, f'--batch {a["batch"]}: must be a positive integer')
+        sched.update(minibatch_base=a['batch'], minibatch_dict={})
+    lir = a['lod_initial_resolution']
+    if lir is not None:
+        _check(lir == 'full' or (isinstance(lir, int) and lir >= 4 and lir & (lir - 1) == 0),
+               f'--lod-initial-resolution {lir!r}: must be "full" or a power of two >= 4')
+        sched['lod_initial_resolution'] = lir
+    # Starting point: layer transfer and freezing need networks from a pickle.
+    _check(not a['transfer_mismatched'] or a['resume_pkl'] is not None,
+           '--transfer-mismatched: needs --resume-pkl (the pickle to transfer layers from)')
+    rl = int(math.log2(resolution)) if resolution else None
+    for flag in ('freeze_d', 'freeze_g'):
+        value = a[flag]
+        name = '--' + flag.replace('_', '-')
+        _check(isinstance(value, int) and value >= 0, f'{name} {value!r}: must be an integer >= 0')
+        _check(rl is None or value <= rl - 1,
+               f'{name} {value}: networks at {resolution}x{resolution} have {rl - 1 if rl else 0} blocks')
+    _check(not (a['freeze_d'] or a['freeze_g'] or a['freeze_mapping']) or a['resume_pkl'] is not None,
+           '--freeze-d/--freeze-g/--freeze-mapping: need --resume-pkl (frozen layers of new networks would stay random)')
+    kwargs.update(transfer_mismatched=bool(a['transfer_mismatched']), D_freeze_blocks=int(a['freeze_d']),
+                  G_freeze_blocks=int(a['freeze_g']), G_freeze_mapping=bool(a['freeze_mapping']))
+    # Augmentation: albu on the reals in the data pipeline, or diff on everything D sees.
+    if a['augment'] == 'none' and a['aug_p'] is None and a['aug_target'] is None:
+        return
+    from tf2 import augment     # imports TensorFlow: only when augmentation is asked for
+    try:
+        cfg = augment.parse_augment(a['augment'], aug_p=a['aug_p'], aug_target=a['aug_target'])
+    except augment.AugmentSpecError as e:
+        raise OptionsError(str(e) if str(e).startswith('--') else f'--augment {a["augment"]}: {e}') from None
+    if cfg.kind == 'albu':
+        kwargs['reals_augment_args'] = dict(func_name='tf2.finetune.make_reals_augment',
+                                            spec=cfg.preset or os.path.abspath(cfg.path))
+    elif cfg.kind == 'diff':
+        kwargs['D_augment_args'] = dict(class_name='tf2.finetune.TrainingAugment', policy=list(cfg.policy),
+                                        aug_p=cfg.aug_p, aug_target=cfg.aug_target, seed=a['seed'])
+
+
+def check_resume_pkl(kwargs: Dict[str, Any]) -> None:
+    """Early, TensorFlow-free check that --resume-pkl fits the dataset (resolution, label size),
+    so a mismatch stops the launcher before a run directory is made."""
+    pkl = kwargs.get('resume_pkl')
+    if pkl is None or kwargs.get('transfer_mismatched'):
+        return
+    from tf2.finetune import pickle_data_kwargs
+    try:
+        nets = pickle_data_kwargs(pkl)
+    except ValueError as e:
+        raise OptionsError(f'--resume-pkl {pkl}: {e}') from None
+    data = kwargs['dataset_args']
+    resolution = data.get('resolution')
+    if resolution is None:
+        found = [int(n[-12:-10]) for n in os.listdir(data['tfrecord_dir'])
+                 if n.endswith('.tfrecords') and n[-14:-12] == '-r' and n[-12:-10].isdigit()]
+        resolution = 2 ** max(found) if found else None
+    want = dict(resolution=resolution, label_size=0 if not data.get('max_label_size') else None)
+    for net, have in nets.items():
+        for key, value in want.items():
+            if value is not None and key in have and have[key] != value:
+                raise OptionsError(
+                    f'--resume-pkl {pkl}: network {net} was built for {key} {have[key]}, but the '
+                    f'dataset {data["tfrecord_dir"]} gives {key} {value}. Make the dataset at the '
+                    f'pickle\'s resolution (dataset_tool.py ... --resolution), or pass '
+                    f'--transfer-mismatched to copy only the matching layers (same official name and shape).')
+
+
 def _check_schedule(kwargs: Dict[str, Any], resolution: Optional[int]) -> None:
     """Evaluates the schedule at every resolution phase so a bad split fails before training."""
-    sched = kwargs['sched_args']
+    sched = dict(kwargs['sched_args'])
     rl = int(math.log2(resolution)) if resolution else 10     # unknown until the dataset is read
+    if sched.get('lod_initial_resolution') == 'full':
+        sched['lod_initial_resolution'] = 2 ** rl
     defaults = inspect.signature(training_schedule).parameters
     phase = sum(sched[k] if k in sched else defaults[k].default
                 for k in ('lod_training_kimg', 'lod_transition_kimg'))
@@ -202,7 +414,7 @@ def _ensure_dataset(kwargs: Dict[str, Any], launch: Dict[str, Any]) -> None:
     path = kwargs['dataset_args']['tfrecord_dir']
     if os.path.isdir(path) and any(n.endswith('.tfrecords') for n in os.listdir(path)):
         return
-    if _merge_launch(launch)['config'] == 'demo' and os.path.basename(os.path.normpath(path)) == DEMO_DATASET:
+    if _merge_launch(launch)['config'] in ('demo', 'stylegan2-demo') and os.path.basename(os.path.normpath(path)) == DEMO_DATASET:
         from tf2.dataset_tool_lib import create_demo
         print(f'Building the demo dataset in {path} (first use)...')
         create_demo(path, resolution=DEMO_RESOLUTION)
@@ -234,13 +446,14 @@ def run_training(launch: Dict[str, Any], resume: Optional[str] = None, dry_run: 
             print(f'Overriding saved options of {run_dir}: ' + ', '.join(
                 f'{k}: {saved.get(k)!r} -> {v!r}' for k, v in changed.items()))
     desc, kwargs = resolve_options(launch)
-    print('Training options:')
-    print(json.dumps(kwargs, indent=2))
     if dry_run:
+        print('Training options:\n' + json.dumps(kwargs, indent=2))
         print('Dry run: nothing written.' + (f' Would continue {run_dir}.' if run_dir else
               f' Would create {_merge_launch(launch)["result_dir"]}/NNNNN-{desc}/.'))
         return None
     _ensure_dataset(kwargs, launch)
+    if resume is None:
+        check_resume_pkl(kwargs)
     if run_dir is None:
         run_dir = submission.create_run_dir(_merge_launch(launch)['result_dir'], desc)
     launch_saved = {k: v for k, v in launch.items() if v is not None}
@@ -248,4 +461,5 @@ def run_training(launch: Dict[str, Any], resume: Optional[str] = None, dry_run: 
     from tf2.training_loop import training_loop     # imports TensorFlow: not needed for --dry-run
     with Logger(os.path.join(run_dir, 'log.txt'), file_mode='a'):
         print(f'Run directory: {run_dir}')
+        print('Training options:\n' + json.dumps(kwargs, indent=2))
         return training_loop(run_dir=run_dir, resume_run=resume is not None, **kwargs)
