@@ -162,3 +162,21 @@ def test_cli_run_writes_the_run_directory(tmp_path):
     assert options['launch_args']['kimg'] == 0.1 and options['training_loop_kwargs']['total_kimg'] == 0.1
     G, D, Gs = legacy_pickle.load(os.path.join(run_dir, 'network-final.pkl'))
     assert Gs.static_kwargs['resolution'] == 8 and Gs.static_kwargs['fmap_max'] == 128
+
+
+@pytest.mark.slow
+def test_cli_resume_continues_the_run_in_place(tmp_path):
+    _tiny_dataset(str(tmp_path / 'data' / 'tiny'))
+    common = ('--data-dir', str(tmp_path / 'data'), '--result-dir', str(tmp_path / 'results'))
+    out = run_cli('--config', 'demo', '--dataset', 'tiny', '--resolution', '8', '--kimg', '0.1',
+                  '--mixing-figure', '0', *common)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run_dir = submission.list_run_dirs(str(tmp_path / 'results'))[0]
+    out = run_cli('--resume', run_dir, '--kimg', '0.2', *common)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert len(submission.list_run_dirs(str(tmp_path / 'results'))) == 1       # no new run
+    log = open(os.path.join(run_dir, 'log.txt')).read()
+    assert 'Resuming' in log and 'kimg: 0.1 -> 0.2' in log
+    lines = [json.loads(l) for l in open(os.path.join(run_dir, 'stats.jsonl'))]
+    assert [l['tick'] for l in lines] == [1, 2] and lines[-1]['kimg'] >= 0.2
+    assert json.load(open(os.path.join(run_dir, 'training_options.json')))['launch_args']['kimg'] == 0.2

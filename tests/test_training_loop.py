@@ -1,8 +1,9 @@
 """tf2/training_loop.py: real-image processing, grids, a one-tick smoke run, exact resume, NaN stop.
 
-The training runs use tiny networks on a tiny synthetic 8x8 dataset. G's own randomness (style
-mixing, random noise inputs) is switched off in them so that runs are bit-reproducible and a
-resumed run can be compared with the uninterrupted one exactly.
+The training runs use tiny networks on a tiny synthetic 8x8 dataset, with every official random
+element on (style mixing, random noise inputs, mirror augment): all draws come from the loop's
+saved random streams, so runs are bit-reproducible and a resumed run is compared with the
+uninterrupted one exactly.
 """
 
 import json
@@ -42,7 +43,7 @@ def make_dataset(path, resolution=8, num_images=48, seed=0):
 
 def tiny_kwargs(dataset_dir, total_kimg, **overrides):
     kwargs = dict(
-        G_args=dict(func_name='G_style', style_mixing_prob=0.0, randomize_noise=False, **NET),
+        G_args=dict(func_name='G_style', **NET),
         D_args=dict(func_name='D_basic', fmap_base=32, fmap_max=8),
         G_opt_args=dict(OPT), D_opt_args=dict(OPT),
         G_loss_args=dict(func_name='tf2.loss.G_logistic_nonsaturating'),

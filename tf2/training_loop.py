@@ -708,11 +708,13 @@ def training_loop(
 
         def D_step(run_reg: bool) -> None:
             real_scores = []
+            ada = D_augment is not None and hasattr(D_augment, 'update')     # ADA needs D's real scores
             grads = accumulate(functools.partial(steps.D_grads, reg=D_main_reg), next_reals, rounds,
-                               lod_t, 'D', sched, on_stats=lambda st: real_scores.append(st['Loss/scores/real']))
+                               lod_t, 'D', sched,
+                               on_stats=(lambda st: real_scores.append(st['Loss/scores/real'])) if ada else None)
             stats.report('Progress/D_update_skipped', 0.0 if bool(steps.apply_D(grads, D_lrate)) else 1.0)
-            if D_augment is not None and hasattr(D_augment, 'update'):
-                D_augment.update(tf.concat(real_scores, axis=0))     # ADA: p follows D's overfitting
+            if ada:
+                D_augment.update(tf.concat(real_scores, axis=0))     # p follows D's overfitting
             if run_reg:
                 grads = accumulate(functools.partial(steps.D_grads, reg='only', scale=float(D_reg_interval)),
                                    repeat_reals, rounds, lod_t, 'D_reg', sched)
