@@ -162,6 +162,12 @@ def main(argv=None) -> int:
             print(f'run_training.py: {e}', file=sys.stderr)
             return 1
         raise
+    except ValueError as e:
+        from tf2.finetune import TransferError   # --resume-pkl does not fit the dataset
+        if isinstance(e, TransferError):
+            print(f'run_training.py: error: {e}', file=sys.stderr)
+            return 2
+        raise
     return 0
 
 
