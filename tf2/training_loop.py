@@ -136,12 +136,13 @@ def save_image_grid(images: np.ndarray, path: str, drange: Sequence[float], grid
 
 
 def _write_atomic(path: str, data: bytes) -> None:
+    # Temporary name + rename: a killed process never leaves a partial file under `path`. No
+    # fsync: it guards only against an OS crash, and it stalled a tick for up to a minute while
+    # other processes kept the disk busy.
     tmp = f'{path}.tmp-{os.getpid()}'
     try:
         with open(tmp, 'wb') as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -436,6 +436,7 @@ def run_training(launch: Dict[str, Any], resume: Optional[str] = None, dry_run: 
         The training_loop summary, or None for a dry run.
     """
     run_dir = None
+    overrides = ''
     if resume is not None:
         _check(launch.get('resume_pkl') is None, '--resume and --resume-pkl cannot be combined')
         run_dir = find_run_dir(resume, _merge_launch(launch)['result_dir'])
@@ -443,10 +444,12 @@ def run_training(launch: Dict[str, Any], resume: Optional[str] = None, dry_run: 
         changed = {k: v for k, v in launch.items() if v is not None and saved.get(k) != v}
         launch = dict(saved, **changed)
         if changed:
-            print(f'Overriding saved options of {run_dir}: ' + ', '.join(
-                f'{k}: {saved.get(k)!r} -> {v!r}' for k, v in changed.items()))
+            overrides = f'Overriding saved options of {run_dir}: ' + ', '.join(
+                f'{k}: {saved.get(k)!r} -> {v!r}' for k, v in changed.items())
     desc, kwargs = resolve_options(launch)
     if dry_run:
+        if overrides:
+            print(overrides)
         print('Training options:\n' + json.dumps(kwargs, indent=2))
         print('Dry run: nothing written.' + (f' Would continue {run_dir}.' if run_dir else
               f' Would create {_merge_launch(launch)["result_dir"]}/NNNNN-{desc}/.'))
@@ -461,5 +464,7 @@ def run_training(launch: Dict[str, Any], resume: Optional[str] = None, dry_run: 
     from tf2.training_loop import training_loop     # imports TensorFlow: not needed for --dry-run
     with Logger(os.path.join(run_dir, 'log.txt'), file_mode='a'):
         print(f'Run directory: {run_dir}')
+        if overrides:
+            print(overrides)
         print('Training options:\n' + json.dumps(kwargs, indent=2))
         return training_loop(run_dir=run_dir, resume_run=resume is not None, **kwargs)
