@@ -78,7 +78,7 @@ class NetworkState:
         name: network name, e.g. ``'Gs'`` or ``'G_synthesis'``.
         static_kwargs: build-function keyword arguments (plain Python values).
         components: ordered dict name -> NetworkState (``synthesis`` then ``mapping`` for G).
-        build_module_src: the embedded source text (never executed).
+        build_module_src: the embedded source text (kept as text; never run).
         build_func_name: unqualified build function name, e.g. ``'G_style'``.
         variables: ordered dict of the network's own variables, name -> numpy array.
     """
