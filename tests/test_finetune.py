@@ -1,7 +1,7 @@
 """Fine-tuning (issue 8): freeze selection, layer transfer, launcher flags, and the README flow.
 
 The expected variable lists are written out by hand from the official fixture pickles' variable
-names (tests/../shared/fixtures/official, listed by dnnlib.legacy_pickle), following the block
+names (tests/data/official, listed by dnnlib.legacy_pickle), following the block
 definitions in tf2/finetune.py's docstring, so they check the rule, not the code's own output.
 """
 
