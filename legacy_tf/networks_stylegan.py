@@ -155,11 +155,20 @@ def _pixel_norm(x, epsilon=1e-8):
         return x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), axis=-1, keepdims=True) + epsilon)
 
 
+def _spatial_mean(x):
+    # [N, H, W, C] -> [N, 1, 1, C], W first and then H: a single NHWC reduction over H and W sums
+    # each channel sequentially in float32 (a million values at 1024 px) and loses precision.
+    return tf.reduce_mean(tf.reduce_mean(x, axis=2, keepdims=True), axis=1, keepdims=True)
+
+
 def _instance_norm(x, epsilon=1e-8):
-    # [N, H, W, C], statistics over H and W per sample and channel.
+    # [N, H, W, C], statistics over H and W per sample and channel. The per-channel shift by
+    # pixel 0 cancels exactly in x - mean(x); it keeps float32 sums accurate when the
+    # activations' mean is far larger than their spread (shifted-data variance algorithm).
     with v1.variable_scope('InstanceNorm'):
-        x = x - tf.reduce_mean(x, axis=[1, 2], keepdims=True)
-        return x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), axis=[1, 2], keepdims=True) + epsilon)
+        x = x - tf.stop_gradient(x[:, :1, :1, :])
+        x = x - _spatial_mean(x)
+        return x * tf.math.rsqrt(_spatial_mean(tf.square(x)) + epsilon)
 
 
 def _style_mod(x, dlatent, **kwargs):

@@ -136,6 +136,11 @@ def _modulated_conv2d_layer(x, y, fmaps, kernel, up=False, down=False, demodulat
     """
     if up and down:
         raise ValueError('a convolution cannot both upsample and downsample')
+    if fused_modconv and not tf.config.list_logical_devices('GPU'):
+        # TensorFlow's CPU kernels lack the grouped convolution's gradient (without oneDNN) and
+        # the grouped transposed convolution (with or without): the equal scaled-activation form
+        # runs instead; the two agree to float32 rounding.
+        fused_modconv = False
     in_c = int(x.shape[-1])
     w = _get_weight([kernel, kernel, in_c, fmaps], gain=gain, use_wscale=use_wscale, lrmul=lrmul,
                     weight_var=weight_var)

@@ -192,12 +192,10 @@ class _Epilogue(L.OfficialLayer):
             shift = tf.reshape(style[:, self.channels:], [-1] + self.cshape[1:])
         if cfg.use_instance_norm and cfg.use_styles:
             # Instance norm and style folded into one multiply-add over x (memory-bound on
-            # CPU): (x - mean) * rsqrt(var + eps) * scale + shift.
-            axes = list(L.spatial_axes(df))
-            mean = tf.reduce_mean(x, axis=axes, keepdims=True)
-            var = tf.reduce_mean(tf.math.squared_difference(x, mean), axis=axes, keepdims=True)
+            # CPU): (x - mean) * rsqrt(var + eps) * scale + shift, with x - mean = d - mean_d.
+            d, mean_d, var = L.spatial_moments(x, df)
             scale = tf.math.rsqrt(var + 1e-8) * scale
-            return x * scale + (shift - mean * scale)
+            return d * scale + (shift - mean_d * scale)
         if cfg.use_instance_norm:
             x = L.instance_norm(x, df)
         if cfg.use_styles:

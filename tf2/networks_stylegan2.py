@@ -206,6 +206,8 @@ def modulated_conv2d(x, w, styles, demodulate=True, up=False, fused_modconv=True
     Returns:
         ``[N, H', W', O]`` (or NCHW), ``H' = 2H`` when ``up``.
     """
+    if fused_modconv and not grouped_conv_supported():
+        fused_modconv = False
     ww = w[tf.newaxis] * styles[:, tf.newaxis, tf.newaxis, :, tf.newaxis]     # [N, k, k, I, O]
     if demodulate:
         dcoefs = tf.math.rsqrt(tf.reduce_sum(tf.square(ww), axis=[1, 2, 3]) + 1e-8)   # [N, O]
@@ -222,6 +224,17 @@ def modulated_conv2d(x, w, styles, demodulate=True, up=False, fused_modconv=True
             x = x * tf.reshape(dcoefs, cshape(dcoefs))
         return x
     return _grouped_conv(x, ww, up, resample_kernel, data_format, impl)
+
+
+def grouped_conv_supported() -> bool:
+    """True where the fused modulated conv's grouped convolution can run: on a GPU.
+
+    TensorFlow's CPU kernels without oneDNN (the default on CPUs without AVX-512) have no
+    gradient of a grouped convolution and no grouped transposed convolution, and with oneDNN
+    the transposed one still fails. On a CPU ``fused_modconv=True`` is therefore computed as the
+    equal scaled-activation form (spec 4.4), which agrees to float32 rounding.
+    """
+    return bool(tf.config.list_logical_devices('GPU'))
 
 
 def _grouped_conv(x, ww, up, resample_kernel, data_format, impl):
