@@ -1,6 +1,5 @@
 """generate_images.py and tf2.generate: seeds, PNGs, grid, CLI, both implementations."""
 
-import importlib
 import os
 import subprocess
 import sys
@@ -106,12 +105,6 @@ def test_cli_help():
 
 
 def test_legacy_impl(tmp_path):
-    try:
-        legacy = importlib.import_module('legacy_tf')
-    except ImportError:
-        legacy = None
-    if legacy is None or not hasattr(legacy, 'load_network'):
-        pytest.skip('legacy_tf.load_network is not available yet; --impl legacy untested')
     generate_images(fixture_path('sg1_r64.pkl'), [0, 3], 0.5, 4, 'const', str(tmp_path),
                     impl='legacy')
     _check_written(tmp_path, [0, 3], 0.5, 4)

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import REPO_DIR, fixture_path
 
-tf = pytest.importorskip('tensorflow')
+import tensorflow as tf  # noqa: E402
 
 import legacy_tf  # noqa: E402
 from legacy_tf import tflib  # noqa: E402

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import fixture_path, spec_path
 
-tf = pytest.importorskip('tensorflow')
+import tensorflow as tf  # noqa: E402
 
 import legacy_tf  # noqa: E402
 from legacy_tf import networks_stylegan as nets_v1  # noqa: E402
@@ -177,7 +177,7 @@ def test_fused_downconv_identity():
 # ------------------------------------------------------------------------------------------------
 # Whole networks against the independent NumPy reference (fused paths at 128 px, options).
 
-R1 = pytest.importorskip('reference_sg1_numpy')
+import reference_sg1_numpy as R1  # noqa: E402
 
 
 @pytest.fixture(scope='module')

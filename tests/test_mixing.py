@@ -2,7 +2,7 @@
 
 Library logic is tested on a tiny numpy network with the official API (``FakeGs``, also used by
 the CLI tests); the accuracy tests run the real networks loaded by ``tf2`` and ``legacy_tf``
-against the official fixtures and skip while those loaders are not importable.
+against the official fixtures.
 """
 import os
 import types
@@ -471,25 +471,11 @@ _LOADED = {}
 
 
 def load_real_gs(pkl_name, impl):
-    """Gs from a fixture pickle through ``impl``; skips while that loader does not exist yet.
-
-    StyleGAN2 support arrives later: a StyleGAN2 pickle that does not load yet also skips.
-    """
-    path = fixture_path(pkl_name)
-    if (pkl_name, impl) in _LOADED:
-        return _LOADED[pkl_name, impl]
-    module = 'tf2' if impl == 'tf2' else 'legacy_tf'
-    try:
-        loader = getattr(__import__(module, fromlist=['load_network']), 'load_network')
-        Gs = loader(path)[2]
-    except (ImportError, AttributeError) as e:
-        pytest.skip(f'{module}.load_network is not importable yet ({e})')
-    except Exception as e:   # noqa: BLE001 - StyleGAN2 loading lands later
-        if not pkl_name.startswith('sg2'):
-            raise
-        pytest.skip(f'{module}.load_network cannot load the StyleGAN2 fixture yet: {e}')
-    _LOADED[pkl_name, impl] = Gs
-    return Gs
+    """Gs from a fixture pickle through ``impl`` ('tf2' or 'legacy'), cached per process."""
+    if (pkl_name, impl) not in _LOADED:
+        from tf2.impl import load_network
+        _LOADED[pkl_name, impl] = load_network(fixture_path(pkl_name), impl)[2]
+    return _LOADED[pkl_name, impl]
 
 
 def use_loaded_networks(monkeypatch, impl):

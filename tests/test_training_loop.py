@@ -197,16 +197,13 @@ def test_smoke_run_writes_loadable_official_snapshots(reference_run, tmp_path):
     _, _, Gs_net = tf2.load_network(pkl)
     images = Gs_net.run(np.random.RandomState(0).randn(2, 8), None, truncation_psi=1.0)
     assert images.shape == (2, 3, 8, 8) and np.all(np.isfinite(images))
-    try:
-        import legacy_tf
-        _, _, Gs_legacy = legacy_tf.load_network(pkl)
-        legacy = Gs_legacy.run(np.random.RandomState(0).randn(2, 8), None, truncation_psi=1.0,
-                               randomize_noise=False)
-        np.testing.assert_allclose(legacy, Gs_net.run(np.random.RandomState(0).randn(2, 8), None,
-                                                      truncation_psi=1.0, randomize_noise=False),
-                                   atol=2e-3)
-    except ImportError:
-        pass
+    import legacy_tf
+    _, _, Gs_legacy = legacy_tf.load_network(pkl)
+    legacy = Gs_legacy.run(np.random.RandomState(0).randn(2, 8), None, truncation_psi=1.0,
+                           randomize_noise=False)
+    np.testing.assert_allclose(legacy, Gs_net.run(np.random.RandomState(0).randn(2, 8), None,
+                                                  truncation_psi=1.0, randomize_noise=False),
+                               atol=2e-3)
 
     # Gs is a moving average of G: close to G but not equal.
     g, gs = G.all_variables(), Gs.all_variables()
