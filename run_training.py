@@ -26,7 +26,9 @@ EPILOG = """examples:
                                                            # fine-tune on a few hundred images
   python run_training.py --config celebahq --dry-run       # print the resolved options only
   python run_training.py --config stylegan2-f --dataset ffhq --gpus 8     # StyleGAN2 config-f
-  python run_training.py --config stylegan2-demo           # StyleGAN2 recipe, small nets, demo data
+  python run_training.py --config stylegan2-demo           # StyleGAN2 recipe, small nets, 32x32 demo data
+  python run_training.py --config demo --dataset toy --dry-run   # the demo recipe on your dataset, at
+                                                           # its resolution (shown by --dry-run)
   python run_training.py --resume-pkl stylegan2-ffhq-config-f.pkl --dataset my1024 --kimg 500
                                                            # fine-tune an official StyleGAN2 pickle
 
@@ -55,7 +57,7 @@ def _int_or_full(text: str):
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Command line; every default is None so that --resume knows which flags were given."""
-    from tf2.training_options import (CONFIGS, DEMO_GRID, DEMO_KIMG, DEMO_RESOLUTION, DEMO_SNAPSHOT_TICKS,
+    from tf2.training_options import (CONFIGS, DEMO_GRID, DEMO_KIMG, DEMO_SNAPSHOT_TICKS,
                                       LAUNCH_DEFAULTS as D)
     p = argparse.ArgumentParser(description=__doc__, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -63,15 +65,18 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='preset: official StyleGAN train.py dataset configs, the small demo, '
                         'StyleGAN2 stylegan2-f / stylegan2-e (official run_training.py; needs '
                         '--dataset) or stylegan2-demo (default: ' + D["config"] + '; with '
-                        '--resume-pkl: follows the pickle)')
+                        '--resume-pkl: follows the pickle, stylegan2-f for StyleGAN2 and the official '
+                        'ffhq recipe at the pickle\'s resolution for StyleGAN; the choice is printed)')
     p.add_argument('--data-dir', metavar='DIR', help=f'folder holding the dataset folders (default: {D["data_dir"]})')
     p.add_argument('--dataset', metavar='NAME',
                    help='dataset folder name in --data-dir (default: the config\'s: ffhq, celebahq, '
-                        'lsun-bedroom-full, lsun-car-512x384, lsun-cat-full, demo)')
+                        'lsun-bedroom-full, lsun-car-512x384, lsun-cat-full, demo; stylegan2-demo: '
+                        'demo32. demo and demo32 are built from the embedded art on first use)')
     p.add_argument('--resolution', type=int, metavar='R',
                    help='train at R x R using the dataset\'s lower-resolution files (default: the '
-                        f'dataset\'s largest; demo: {DEMO_RESOLUTION})')
-    p.add_argument('--kimg', type=float, help=f'total training length in kimg (default: 25000; demo: {DEMO_KIMG:g})')
+                        'dataset\'s largest, for every config; --dry-run shows it)')
+    p.add_argument('--kimg', type=float, help='total training length in kimg (default: 25000; demo: 3 '
+                                              f'at 8x8 plus 5 per doubling, {DEMO_KIMG:g} at 64x64)')
     p.add_argument('--gpus', type=int, metavar='N',
                    help='official minibatch preset for N = 1, 2, 4 or 8 GPUs (default: 1); the N '
                         'per-GPU shares are processed one after another on this device')

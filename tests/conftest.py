@@ -3,6 +3,7 @@ import functools
 import os
 import subprocess
 import sys
+from typing import Dict, Optional, Sequence
 
 import pytest
 
@@ -32,6 +33,99 @@ def spec_path(name: str) -> str:
     if not os.path.isfile(path):
         pytest.fail(f'spec file {name} not found in {SPEC_DIR}', pytrace=False)
     return path
+
+
+
+# ------------------------------------------------------------------------------------------------
+# Scripts on bad input: one line `<script>: error: <what>` on stderr, a non-zero exit, no
+# traceback, and nothing written.
+
+def run_script(script: str, *args, cwd: str = REPO_DIR, env: Optional[dict] = None,
+               timeout: float = 600) -> subprocess.CompletedProcess:
+    """Runs a repository script (`'generate_images.py'`, or `'-m', 'dnnlib.legacy_pickle'` as the
+    first two arguments) in a subprocess with this Python; text stdout/stderr."""
+    argv = [script, *args] if script == '-m' else [os.path.join(REPO_DIR, script), *args]
+    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=REPO_DIR, **(env or {}))
+    return subprocess.run([sys.executable, *map(str, argv)], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def tree_state(path) -> Optional[dict]:
+    """Every file and folder under `path` with its size and mtime (None if `path` is absent)."""
+    path = str(path)
+    if not os.path.exists(path):
+        return None
+    state = {'.': (os.path.isdir(path), os.path.getsize(path), os.stat(path).st_mtime_ns)}
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            full = os.path.join(root, name)
+            st = os.stat(full)
+            state[os.path.relpath(full, path)] = (os.path.isdir(full), st.st_size, st.st_mtime_ns)
+    return state
+
+
+def assert_user_error(script: str, args: Sequence, words: Sequence[str] = (), untouched: Sequence = (),
+                      prefix: Optional[str] = None, **run_kwargs) -> str:
+    """Runs `script args` and checks the user-error contract; returns the error line.
+
+    Args:
+        script, args: as for run_script.
+        words: texts the error line must contain (the flag or file it names, the problem).
+        untouched: paths that must be exactly as before the run (absent ones stay absent).
+        prefix: start of the error line (default `<script>: error: `).
+    """
+    before = {str(p): tree_state(p) for p in untouched}
+    proc = run_script(script, *args, **run_kwargs)
+    prefix = prefix if prefix is not None else f'{os.path.basename(script)}: error: '
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    report = f'exit {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-5000:]}'
+    assert proc.returncode not in (0, None), report
+    assert 'Traceback' not in proc.stderr, report
+    assert lines and lines[-1].startswith(prefix), report
+    # Only argparse's usage block may come before the one error line.
+    usage = lines[:-1]
+    assert not usage or (usage[0].startswith('usage:') and all(l.startswith(' ') for l in usage[1:])), report
+    for word in words:
+        assert word in lines[-1], f'{word!r} not in the error line\n{report}'
+    for path, state in before.items():
+        assert tree_state(path) == state, f'{path} was changed\n{report}'
+    return lines[-1]
+
+
+def bad_network_pickles(folder) -> Dict[str, str]:
+    """Files that are not usable network pickles, made in `folder`: name -> path.
+
+    missing (no file), folder (a directory), text (not a pickle), truncated (half of an official
+    pickle), hostile (calls os.system to create `<folder>/HACKED` if anything executes it),
+    dict (a pickle without networks), pair (only G and D), d_as_gs (a D in the Gs slot).
+    """
+    import pickle
+    from dnnlib import legacy_pickle
+    folder = str(folder)
+    os.makedirs(folder, exist_ok=True)
+    paths = {name: os.path.join(folder, f'{name}.pkl') for name in
+             ('missing', 'text', 'truncated', 'hostile', 'dict', 'pair', 'd_as_gs')}
+    paths['folder'] = os.path.join(folder, 'folder.pkl')
+    os.makedirs(paths['folder'], exist_ok=True)
+    with open(paths['text'], 'w') as f:
+        f.write('these are not the networks you are looking for\n')
+    with open(fixture_path('sg1_r64.pkl'), 'rb') as f:
+        data = f.read()
+    with open(paths['truncated'], 'wb') as f:
+        f.write(data[:len(data) // 2])
+    marker = os.path.join(folder, 'HACKED')
+
+    class Hostile:
+        def __reduce__(self):
+            return os.system, (f'touch {marker}',)
+    with open(paths['hostile'], 'wb') as f:
+        pickle.dump(Hostile(), f, protocol=2)
+    with open(paths['dict'], 'wb') as f:
+        pickle.dump({'weights': [1.0, 2.0]}, f, protocol=4)
+    G, D, Gs = legacy_pickle.load(fixture_path('sg1_r64.pkl'))
+    legacy_pickle.save((G, D), paths['pair'])
+    legacy_pickle.save((G, D, D), paths['d_as_gs'])
+    return paths
 
 
 # ------------------------------------------------------------------------------------------------

@@ -148,7 +148,7 @@ def test_finetune_flags_resolve_into_loop_kwargs(tmp_path):
     assert kw['D_augment_args'] == dict(class_name='tf2.finetune.TrainingAugment', policy=['color', 'xflip'],
                                         aug_p=None, aug_target=0.6, seed=7)
     assert 'reals_augment_args' not in kw
-    _, kw = to.resolve_options(dict(resume_pkl=pkl, augment='albu:mild'))
+    _, kw = to.resolve_options(dict(resume_pkl=pkl, dataset='x', augment='albu:mild'))
     assert kw['reals_augment_args'] == dict(func_name='tf2.finetune.make_reals_augment', spec='mild')
     assert 'D_augment_args' not in kw
     # Defaults: the official optimizer, no freezing, no augmentation.
@@ -174,8 +174,8 @@ def test_finetune_flags_resolve_into_loop_kwargs(tmp_path):
     (dict(augment='diff', aug_p=0.5, aug_target=0.6), 'exclude each other'),
 ])
 def test_bad_finetune_flags_name_the_flag(launch, message):
-    if launch.get('resume_pkl') == 'PKL':
-        launch = dict(launch, resume_pkl=fixture_path('sg1_r64.pkl'))
+    if launch.get('resume_pkl') == 'PKL':     # a 64x64 pickle; no dataset here, so --resolution 64
+        launch = dict(launch, resume_pkl=fixture_path('sg1_r64.pkl'), dataset='x', resolution=64)
     with pytest.raises(to.OptionsError) as e:
         to.resolve_options(launch)
     assert message in str(e.value)
@@ -184,10 +184,13 @@ def test_bad_finetune_flags_name_the_flag(launch, message):
 def test_resume_run_dir_restores_finetune_flags(tmp_path, capsys):
     """--resume RUN_DIR re-resolves the saved launch_args (dry run: no training, no TensorFlow)."""
     from dnnlib import submission
+    from test_training_loop import make_dataset
     pkl = fixture_path('sg1_r64.pkl')
+    make_dataset(str(tmp_path / 'data' / 'my64'), resolution=64, num_images=4)
     launch = dict(resume_pkl=pkl, freeze_d=2, freeze_g=1, freeze_mapping=True, augment='diff:cutout',
                   aug_p=0.3, optimizer='adamp', weight_decay=0.02, lr=0.002, batch=32,
-                  lod_initial_resolution='full', transfer_mismatched=True, result_dir=str(tmp_path))
+                  lod_initial_resolution='full', transfer_mismatched=True, result_dir=str(tmp_path),
+                  data_dir=str(tmp_path / 'data'), dataset='my64')
     _, kwargs = to.resolve_options(launch)
     run_dir = submission.create_run_dir(str(tmp_path), 'sgan-my64-1gpu')
     submission.save_training_options(run_dir, dict(launch_args=launch, training_loop_kwargs=kwargs))
@@ -202,10 +205,8 @@ def test_resume_run_dir_restores_finetune_flags(tmp_path, capsys):
 
 
 def test_mismatched_resume_pkl_stops_the_launcher_before_writing(tmp_path):
-    data_dir = tmp_path / 'data' / 'tiny32'
-    data_dir.mkdir(parents=True)
-    for r in (2, 3, 4, 5):
-        (data_dir / f'tiny32-r{r:02d}.tfrecords').write_bytes(b'x')    # only the names are read
+    from test_training_loop import make_dataset
+    make_dataset(str(tmp_path / 'data' / 'tiny32'), resolution=32, num_images=4)
     results = tmp_path / 'results'
     with pytest.raises(to.OptionsError, match=r'--resume-pkl .*resolution 64, but the dataset .* gives '
                                               r'resolution 32.*--transfer-mismatched'):

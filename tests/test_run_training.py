@@ -2,12 +2,14 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from conftest import REPO_DIR
+from conftest import REPO_DIR, assert_user_error, bad_network_pickles, fixture_path, tree_state
 from dnnlib import legacy_pickle, submission
 from tf2 import training_options as to
 
@@ -70,12 +72,66 @@ def test_flags_reach_the_options():
     assert kw['sched_args']['minibatch_gpu_base'] == 2
 
 
-def test_demo_defaults():
-    desc, kw = to.resolve_options({})
+def test_demo_defaults(tmp_path):
+    notes = []
+    desc, kw = to.resolve_options(dict(data_dir=str(tmp_path)), notes)      # demo not built yet
     assert desc == 'sgan-demo-1gpu'
-    assert kw['dataset_args'] == {'tfrecord_dir': os.path.join('datasets', 'demo'), 'resolution': 64}
+    assert kw['dataset_args'] == {'tfrecord_dir': str(tmp_path / 'demo'), 'resolution': 64}
+    assert notes == ['Resolution: 64x64 (the demo dataset is built at 64x64 on first use)']
     assert kw['mixing_figure'] is True and kw['G_args']['func_name'] == 'G_style'
     assert kw['G_args']['fmap_max'] < 512 and kw['G_args']['latent_size'] < 512
+    assert kw['total_kimg'] == 18 and kw['sched_args']['lod_initial_resolution'] == 8
+    _, kw = to.resolve_options(dict(config='stylegan2-demo', data_dir=str(tmp_path)))
+    assert kw['dataset_args'] == {'tfrecord_dir': str(tmp_path / 'demo32'), 'resolution': 32}
+
+
+# ------------------------------------------------------------------------------------------------
+# The resolution follows the dataset (issue 14).
+
+@pytest.fixture(scope='module')
+def datasets(tmp_path_factory):
+    """Tiny datasets at 4, 32, 64 and 128 px in one --data-dir."""
+    root = tmp_path_factory.mktemp('datasets')
+    for res in (4, 32, 64, 128):
+        _tiny_dataset(str(root / f'toy{res}'), resolution=res, num_images=4)
+    return str(root)
+
+
+@pytest.mark.parametrize('config', ['demo', 'ffhq', 'celebahq', 'stylegan2-f', 'stylegan2-e', 'stylegan2-demo'])
+@pytest.mark.parametrize('res', [32, 128])
+def test_resolution_follows_the_dataset_for_every_config(datasets, config, res):
+    notes = []
+    _, kw = to.resolve_options(dict(config=config, data_dir=datasets, dataset=f'toy{res}'), notes)
+    assert kw['dataset_args']['resolution'] == res
+    assert f'Resolution: {res}x{res} (the dataset {os.path.join(datasets, f"toy{res}")}\'s largest)' in notes
+    _, kw = to.resolve_options(dict(config=config, data_dir=datasets, dataset=f'toy{res}', resolution=16))
+    assert kw['dataset_args']['resolution'] == 16                           # --resolution wins
+
+
+@pytest.mark.parametrize('res,kimg,start', [(4, 3, 4), (32, 13, 8), (64, 18, 8), (128, 23, 8)])
+def test_demo_schedule_fits_the_dataset(datasets, res, kimg, start):
+    """Grown from 8x8 (or the dataset's size below that), ending with a stable phase at full size."""
+    from tf2.schedule import training_schedule
+    _, kw = to.resolve_options(dict(data_dir=datasets, dataset=f'toy{res}'))
+    sched = kw['sched_args']
+    assert (kw['total_kimg'], sched['lod_initial_resolution']) == (kimg, start)
+    rl = int(np.log2(res))
+    final = training_schedule(int(kw['total_kimg'] * 1000), rl, 1, **sched)
+    before_last_phase = training_schedule(int((kw['total_kimg'] - sched['lod_training_kimg']) * 1000), rl, 1, **sched)
+    assert final.lod == 0 and before_last_phase.lod == 0 and final.resolution == res
+    if res > start:
+        assert training_schedule(int((kw['total_kimg'] - sched['lod_training_kimg']) * 1000) - 1, rl, 1,
+                                 **sched).lod > 0          # the full-size phase is exactly the last one
+
+
+def test_dry_run_shows_the_dataset_resolution(datasets, tmp_path):
+    out = run_cli('--config', 'demo', '--data-dir', datasets, '--dataset', 'toy32', '--dry-run',
+                  '--result-dir', str(tmp_path / 'r'))
+    assert out.returncode == 0, out.stderr
+    assert f'Resolution: 32x32 (the dataset {os.path.join(datasets, "toy32")}\'s largest)' in out.stdout
+    options = json.loads(out.stdout[out.stdout.index('{'):out.stdout.rindex('}') + 1])
+    assert options['dataset_args']['resolution'] == 32 and options['total_kimg'] == 13
+    assert not (tmp_path / 'r').exists()
 
 
 @pytest.mark.parametrize('args,message', [
@@ -96,20 +152,104 @@ def test_bad_flags_name_the_flag_and_write_nothing(tmp_path, args, message):
     assert not result_dir.exists() and not (tmp_path / 'data').exists()
 
 
+@pytest.fixture(scope='module')
+def bad_pickles(tmp_path_factory):
+    return bad_network_pickles(tmp_path_factory.mktemp('bad_pickles'))
+
+
+def _garbage_dataset(path):
+    os.makedirs(path)
+    with open(os.path.join(path, 'garbage-r05.tfrecords'), 'w') as f:
+        f.write('not a TFRecord file at all\n' * 4)
+    return path
+
+
+SG1 = 'sg1_r64.pkl'
+RUN_ERRORS = [   # (id, args, words in the error line); {toy32} etc. are dataset names, PKL: names
+    ('missing-dataset', ['--config', 'ffhq', '--dataset', 'nope'], ['--data-dir/--dataset', 'nope']),
+    ('garbage-dataset', ['--config', 'ffhq', '--dataset', 'garbage'], ['--data-dir/--dataset', 'not a TFRecord file']),
+    ('resolution-above-dataset', ['--config', 'demo', '--dataset', 'toy32', '--resolution', '64'],
+     ['--resolution 64', 'the largest is 32x32']),
+    ('resume-pkl-missing', ['--dataset', 'toy64', '--resume-pkl', 'PKL:missing'], ['--resume-pkl', 'no such file']),
+    ('resume-pkl-folder', ['--dataset', 'toy64', '--resume-pkl', 'PKL:folder'], ['--resume-pkl', 'no such file']),
+    ('resume-pkl-text', ['--dataset', 'toy64', '--resume-pkl', 'PKL:text'], ['--resume-pkl', 'not a pickle']),
+    ('resume-pkl-truncated', ['--dataset', 'toy64', '--resume-pkl', 'PKL:truncated'], ['--resume-pkl', 'truncated']),
+    ('resume-pkl-hostile', ['--dataset', 'toy64', '--resume-pkl', 'PKL:hostile'], ['--resume-pkl', 'system']),
+    ('resume-pkl-no-networks', ['--dataset', 'toy64', '--resume-pkl', 'PKL:dict'], ['--resume-pkl', 'no networks']),
+    ('resume-pkl-pair', ['--dataset', 'toy64', '--resume-pkl', 'PKL:pair'], ['--resume-pkl', 'not a (G, D, Gs)']),
+    ('resume-pkl-d-as-gs', ['--dataset', 'toy64', '--resume-pkl', 'PKL:d_as_gs'], ['--resume-pkl', 'D_basic']),
+    ('resume-pkl-resolution', ['--dataset', 'toy32', '--resume-pkl', SG1],
+     ['--resume-pkl', 'resolution 64', 'resolution 32', '--transfer-mismatched']),
+    ('resume-pkl-family', ['--config', 'stylegan2-f', '--dataset', 'toy64', '--resume-pkl', SG1],
+     ['--config stylegan2-f', 'StyleGAN (G_style)']),
+    ('resume-pkl-needs-dataset', ['--resume-pkl', SG1], ['--resume-pkl', '--dataset']),
+    ('freeze-d-beyond-network', ['--config', 'ffhq', '--dataset', 'toy64', '--resume-pkl', SG1, '--freeze-d', '12'],
+     ['--freeze-d 12', '5 blocks']),
+    ('freeze-g-beyond-network', ['--dataset', 'toy32', '--resume-pkl', SG1, '--transfer-mismatched',
+                                 '--freeze-g', '5'], ['--freeze-g 5', '4 blocks']),
+    ('freeze-without-pickle', ['--dataset', 'toy64', '--freeze-d', '1'], ['--freeze-d', 'need --resume-pkl']),
+    ('result-dir-is-a-file', ['--dataset', 'toy64', '--result-dir', 'FILE'], ['--result-dir', 'not a directory']),
+]
+
+
+@pytest.mark.parametrize('case,args,words', RUN_ERRORS, ids=[c[0] for c in RUN_ERRORS])
+def test_user_errors_one_line_and_nothing_written(tmp_path, datasets, bad_pickles, case, args, words):
+    """Every user error stops the launcher before anything is written, with one line naming the flag."""
+    data_dir = tmp_path / 'data'
+    shutil.copytree(datasets, data_dir)
+    _garbage_dataset(str(data_dir / 'garbage'))
+    (tmp_path / 'FILE').write_text('a file where a folder should be')
+    args = [fixture_path(a) if a == SG1 else bad_pickles[a[4:]] if a.startswith('PKL:') else
+            str(tmp_path / a) if a == 'FILE' else a for a in args]
+    if '--result-dir' not in args:
+        args += ['--result-dir', str(tmp_path / 'results')]
+    assert_user_error('run_training.py', [*args, '--data-dir', str(data_dir)], words, prefix='run_training.py: error: ',
+                      untouched=[tmp_path / 'results', data_dir, tmp_path / 'FILE', os.path.dirname(bad_pickles['text'])])
+    assert not os.path.exists(os.path.join(os.path.dirname(bad_pickles['hostile']), 'HACKED'))
+
+
+def test_stylegan_pickle_without_config_follows_the_official_recipe(datasets, tmp_path):
+    """Issue 12: no silent demo recipe for a StyleGAN --resume-pkl; the choice is printed."""
+    pkl = fixture_path(SG1)
+    out = run_cli('--resume-pkl', pkl, '--data-dir', datasets, '--dataset', 'toy64', '--dry-run',
+                  '--result-dir', str(tmp_path / 'r'))
+    assert out.returncode == 0, out.stderr
+    assert (f'Recipe: --config ffhq, the official StyleGAN train.py recipe (the ffhq preset\'s values), chosen '
+            f'because --resume-pkl {pkl} holds StyleGAN networks (G_style, 64x64)') in out.stdout
+    assert 'training starts at full resolution' in out.stdout and 'Resolution: 64x64' in out.stdout
+    kw = json.loads(out.stdout[out.stdout.index('{'):out.stdout.rindex('}') + 1])
+    _, official = to.resolve_options(dict(config='ffhq', data_dir=datasets, dataset='toy64',
+                                          resume_pkl=pkl, lod_initial_resolution='full'))
+    assert kw == json.loads(json.dumps(official))
+    sched = kw['sched_args']
+    assert sched['lod_initial_resolution'] == 'full' and sched['minibatch_dict']['64'] == 32
+    assert 'G_lrate_base' not in sched and sched['G_lrate_dict']['128'] == 0.0015    # official rates
+    assert kw['total_kimg'] == 25000 and kw['G_smoothing_kimg'] == 10.0 and kw['dataset_args']['resolution'] == 64
+    assert 'Would create' in out.stdout and 'sgan-toy64-1gpu' in out.stdout and not (tmp_path / 'r').exists()
+    # --resume-kimg (the official way to place a grown network in the schedule) keeps the 8x8 start.
+    _, kw = to.resolve_options(dict(resume_pkl=pkl, data_dir=datasets, dataset='toy64', resume_kimg=7000.0))
+    assert kw['sched_args']['lod_initial_resolution'] == 8
+    # StyleGAN2 pickles: config-f, said as well.
+    notes = []
+    to.resolve_options(dict(resume_pkl=fixture_path('sg2_r64.pkl'), data_dir=datasets, dataset='toy64'), notes)
+    assert notes[0].startswith('Recipe: --config stylegan2-f, the official StyleGAN2 config-f recipe')
+
+
 def test_missing_dataset_is_reported(tmp_path):
     out = run_cli('--config', 'ffhq', '--data-dir', str(tmp_path), '--result-dir', str(tmp_path / 'r'))
     assert out.returncode == 2 and '--data-dir/--dataset' in out.stderr and 'ffhq' in out.stderr
     assert not (tmp_path / 'r').exists()
 
 
-def test_help_and_dry_run(tmp_path):
+def test_help_and_dry_run(tmp_path, datasets):
     out = run_cli('--help')
     assert out.returncode == 0
     for flag in ('--data-dir', '--dataset', '--kimg', '--config', '--resolution', '--gpus', '--mirror-augment',
                  '--resume', '--resume-pkl', '--resume-kimg', '--result-dir', '--seed', '--dry-run',
                  '--snapshot-ticks', '--image-snapshot-ticks', '--minibatch-gpu'):
         assert flag in out.stdout
-    out = run_cli('--config', 'celebahq', '--gpus', '4', '--dry-run', '--result-dir', str(tmp_path / 'r'))
+    out = run_cli('--config', 'celebahq', '--gpus', '4', '--dry-run', '--result-dir', str(tmp_path / 'r'),
+                  '--data-dir', datasets, '--dataset', 'toy64')
     assert out.returncode == 0, out.stderr
     text = out.stdout
     options = json.loads(text[text.index('{'):text.rindex('}') + 1])
@@ -117,9 +257,9 @@ def test_help_and_dry_run(tmp_path):
     assert 'Dry run' in text and not (tmp_path / 'r').exists()
 
 
-def test_resume_restores_saved_options_with_overrides(tmp_path):
+def test_resume_restores_saved_options_with_overrides(tmp_path, datasets):
     run_dir = submission.create_run_dir(str(tmp_path / 'results'), 'sgan-ffhq-2gpu')
-    launch = dict(config='ffhq', gpus=2, kimg=100.0, seed=5)
+    launch = dict(config='ffhq', gpus=2, kimg=100.0, seed=5, data_dir=datasets, dataset='toy64')
     _, kwargs = to.resolve_options(launch)
     submission.save_training_options(run_dir, dict(launch_args=launch, training_loop_kwargs=kwargs))
     out = run_cli('--resume', run_dir, '--kimg', '250', '--dry-run')
@@ -137,10 +277,9 @@ def test_resume_restores_saved_options_with_overrides(tmp_path):
     assert out.returncode == 2 and 'training_options.json' in out.stderr
 
 
-def _tiny_dataset(path):
-    sys.path.insert(0, os.path.dirname(__file__))
+def _tiny_dataset(path, resolution=8, num_images=48):
     from test_training_loop import make_dataset
-    return make_dataset(path, resolution=8, num_images=48)
+    return make_dataset(path, resolution=resolution, num_images=num_images)
 
 
 def test_cli_run_writes_the_run_directory(tmp_path):

@@ -32,6 +32,7 @@ import glob
 import os
 import re
 import signal
+import struct
 import sys
 import tempfile
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -306,6 +307,175 @@ def serialize_example(level_chw: np.ndarray) -> bytes:
     entries = (_len_field(1, _len_field(1, b'shape') + _len_field(2, shape)) +
                _len_field(1, _len_field(1, b'data') + _len_field(2, data)))
     return _len_field(1, entries)
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading without TensorFlow: the launcher checks a dataset before anything is written, in the
+# same way tf2/dataset.py will read it (shape of each file from its first record), without the
+# seconds it takes to import TensorFlow.
+
+def _crc32c_table():
+    table = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC32C_TABLE = _crc32c_table()
+
+
+def _masked_crc32c(data: bytes) -> int:
+    """TFRecord's masked CRC-32C (Castagnoli) of `data`."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = _CRC32C_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    crc ^= 0xFFFFFFFF
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _read_varint(buf: bytes, pos: int) -> Tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise ValueError('bad varint')
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+def _proto_fields(buf: bytes):
+    """(field number, wire type, int or bytes) of one protobuf message, in order."""
+    pos = 0
+    while pos < len(buf):
+        key, pos = _read_varint(buf, pos)
+        wire = key & 7
+        if wire == 0:
+            value, pos = _read_varint(buf, pos)
+        elif wire == 2:
+            size, pos = _read_varint(buf, pos)
+            value, pos = buf[pos:pos + size], pos + size
+            if len(value) != size:
+                raise ValueError('truncated field')
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            value, pos = buf[pos:pos + size], pos + size
+        else:
+            raise ValueError(f'wire type {wire}')
+        yield key >> 3, wire, value
+
+
+def _example_shape(record: bytes) -> List[int]:
+    """The 'shape' Int64List of a serialised tf.train.Example (packed or not)."""
+    for field, _, features in _proto_fields(record):
+        if field != 1:
+            continue
+        for f2, _, entry in _proto_fields(features):
+            items = dict((n, v) for n, _, v in _proto_fields(entry)) if f2 == 1 else {}
+            if items.get(1) != b'shape':
+                continue
+            for f3, _, int64_list in _proto_fields(items.get(2, b'')):
+                if f3 != 3:
+                    continue
+                shape = []
+                for f4, wire, value in _proto_fields(int64_list):
+                    if f4 == 1 and wire == 0:
+                        shape.append(value)
+                    elif f4 == 1 and wire == 2:
+                        pos = 0
+                        while pos < len(value):
+                            v, pos = _read_varint(value, pos)
+                            shape.append(v)
+                return shape
+    raise ValueError('no "shape" feature')
+
+
+def first_record_shape(path: str) -> List[int]:
+    """`[C, H, W]` of the first record of a .tfrecords file, read without TensorFlow.
+
+    Raises:
+        DatasetToolError: unreadable, empty, truncated or not a TFRecord file, or a first record
+            without a [C, H, W] 'shape' feature; the message names the file.
+    """
+    try:
+        with open(path, 'rb') as f:
+            header = f.read(12)
+            if not header:
+                raise DatasetToolError(f'{path}: file holds no records')
+            length = struct.unpack('<Q', header[:8])[0] if len(header) == 12 else None
+            if length is None or struct.unpack('<I', header[8:])[0] != _masked_crc32c(header[:8]):
+                raise DatasetToolError(f'{path}: not a TFRecord file (bad record header)')
+            if 12 + length + 4 > os.fstat(f.fileno()).st_size:
+                raise DatasetToolError(f'{path}: truncated TFRecord file')
+            record = f.read(length)
+    except OSError as e:
+        raise DatasetToolError(f'{path}: cannot read: {e.strerror or e}') from None
+    try:
+        shape = _example_shape(record)
+    except ValueError as e:
+        raise DatasetToolError(f'{path}: first record is not an image record ({e})') from None
+    if len(shape) != 3:
+        raise DatasetToolError(f'{path}: first record has shape {shape}, expected [C, H, W]')
+    return shape
+
+
+def check_dataset(tfrecord_dir: str, resolution: Optional[int] = None) -> dict:
+    """Checks a dataset the way tf2/dataset.py reads it, without TensorFlow.
+
+    Args:
+        tfrecord_dir: the dataset folder.
+        resolution: the training resolution; None = the largest file's.
+
+    Returns:
+        dict(resolution=the training resolution, max_resolution, num_channels,
+        label_size=columns of the *.labels file or 0, files={resolution: path}).
+
+    Raises:
+        DatasetToolError: naming the folder or file: no folder, no .tfrecords files, a file that
+            is not readable or not square, mixed channel counts, two files for one resolution, or
+            a missing level between 4x4 and `resolution`.
+    """
+    if not os.path.isdir(tfrecord_dir):
+        raise DatasetToolError(f'{tfrecord_dir}: dataset folder does not exist')
+    paths = sorted(glob.glob(os.path.join(glob.escape(tfrecord_dir), '*.tfrecords')))
+    if not paths:
+        raise DatasetToolError(f'{tfrecord_dir}: no .tfrecords files in the folder')
+    files, channels = {}, set()
+    for path in paths:
+        c, h, w = first_record_shape(path)
+        if h != w or not is_power_of_two(h) or h < 4:
+            raise DatasetToolError(f'{path}: images are {h}x{w}; expected square powers of two >= 4')
+        if h in files:
+            raise DatasetToolError(f'{path}: second file with {h}x{w} images ({files[h]})')
+        files[h] = path
+        channels.add(c)
+    if len(channels) > 1:
+        raise DatasetToolError(f'{tfrecord_dir}: files differ in channel count {sorted(channels)}')
+    max_res = max(files)
+    res = max_res if resolution is None else int(resolution)
+    if res > max_res:
+        raise DatasetToolError(f'{tfrecord_dir}: no {res}x{res} file; the largest is {max_res}x{max_res}')
+    missing = [r for r in (2 ** k for k in range(2, res.bit_length())) if r not in files]
+    if missing:
+        raise DatasetToolError(f'{tfrecord_dir}: no file for resolution(s) {missing} below {res}x{res} '
+                               f'(has {sorted(files)})')
+    labels = sorted(glob.glob(os.path.join(glob.escape(tfrecord_dir), '*.labels')))
+    label_size = 0
+    if labels:
+        try:
+            shape = np.load(labels[0], mmap_mode='r', allow_pickle=False).shape    # header only
+        except (OSError, ValueError) as e:
+            raise DatasetToolError(f'{labels[0]}: unreadable labels file ({e})') from None
+        if len(shape) != 2:
+            raise DatasetToolError(f'{labels[0]}: labels must be 2-D, got shape {list(shape)}')
+        label_size = int(shape[1])
+    return dict(resolution=res, max_resolution=max_res, num_channels=channels.pop(),
+                label_size=label_size, files=files)
 
 
 def _process_one(task):

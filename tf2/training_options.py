@@ -2,18 +2,21 @@
 
 `resolve_options(launch)` turns the command-line values (`launch`, a dict whose None entries mean
 "not given") into the keyword arguments of `tf2.training_loop.training_loop`, using the official
-StyleGAN (v1) `train.py` presets (spec 6.1) or the small `demo` preset. Bad values raise
-`OptionsError` naming the flag. `run_training(...)` is the one library call behind the script:
-it resolves, prints, honours --dry-run, creates `results/NNNNN-<desc>/` (or reopens the run for
+StyleGAN (v1) `train.py` presets (spec 6.1) or the small `demo` preset. The training resolution
+is the dataset's (its largest file) unless --resolution is given, for every config. Bad values
+raise `OptionsError` naming the flag or file. `run_training(...)` is the one library call behind
+the script: it resolves and validates everything it can (dataset, --resume-pkl) before anything
+is written, prints, honours --dry-run, creates `results/NNNNN-<desc>/` (or reopens the run for
 --resume), saves `training_options.json` and runs the loop with stdout/stderr teed to log.txt.
 """
 
 import copy
+import functools
 import inspect
 import json
 import math
 import os
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from dnnlib import submission
 from dnnlib.util import Logger
@@ -41,8 +44,9 @@ SG2_SCHED = dict(lod_initial_resolution='full', minibatch_base=32, minibatch_dic
                  G_lrate_base=0.002, D_lrate_base=0.002, tick_kimg_base=4,
                  tick_kimg_dict={8: 28, 16: 24, 32: 20, 64: 16, 128: 12, 256: 8, 512: 6, 1024: 4})
 SG2_REG_INTERVALS = dict(G_reg_interval=4, D_reg_interval=16)
-# The StyleGAN2 demo: the official recipe with small networks on the demo dataset at 32x32
-# (its 32x32 files; about 30 s/kimg on 2 CPU cores after a ~20 s trace, 7-10 minutes in all).
+# The StyleGAN2 demo: the official recipe with small networks on the demo faces built at 32x32
+# (about 30 s/kimg on 2 CPU cores after a ~20 s trace, 7-10 minutes in all).
+SG2_DEMO_DATASET = 'demo32'
 SG2_DEMO_RESOLUTION = 32
 SG2_DEMO_NETWORK = dict(latent_size=128, dlatent_size=128, mapping_layers=4, mapping_fmaps=128,
                         fmap_base=512, fmap_max=64)
@@ -63,13 +67,16 @@ OFFICIAL_LRATE_DICT = {128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003}
 # The demo: 64x64 Twemoji faces on 2 CPU cores in about 10 minutes (see README, "Demo").
 DEMO_DATASET = 'demo'
 DEMO_RESOLUTION = 64
+# Dataset folders built from the embedded art on first use: name -> resolution they are built at.
+DEMO_BUILDS = {DEMO_DATASET: DEMO_RESOLUTION, SG2_DEMO_DATASET: SG2_DEMO_RESOLUTION}
 DEMO_NETWORK = dict(latent_size=128, dlatent_size=128, mapping_layers=4, mapping_fmaps=128,
                     fmap_base=512, fmap_max=128)
 # One minibatch size for every resolution: the D step is traced once (about a minute at 64 px).
+# Growing starts at 8x8 (or the dataset's resolution if smaller); see demo_kimg for the length.
 DEMO_SCHED = dict(lod_initial_resolution=8, lod_training_kimg=3, lod_transition_kimg=2,
                   minibatch_base=8, minibatch_dict={}, G_lrate_base=0.003, D_lrate_base=0.003,
                   tick_kimg_base=1, tick_kimg_dict={})
-DEMO_KIMG = 18
+DEMO_KIMG = 18                     # demo_kimg(64): 3 kimg at 8x8, then 5 per doubling
 DEMO_G_SMOOTHING_KIMG = 1.0
 DEMO_GRID = '8x4'
 DEMO_SNAPSHOT_TICKS = 6            # a snapshot (pickle + optimizer state) is ~24 MB here
@@ -90,6 +97,63 @@ OPTIMIZER_NAMES = ('adam', 'adamw', 'adamp')     # tf2.optimizers.OPTIMIZER_NAME
 
 class OptionsError(ValueError):
     """A command-line value is invalid; the message names the flag."""
+
+
+def demo_kimg(resolution: Optional[int]) -> float:
+    """The demo's default length at a resolution: the growing schedule up to it plus one stable
+    phase there (3 kimg at 8x8, then 2 kimg fade-in + 3 kimg stable per doubling: 13 at 32x32,
+    18 at 64x64, 23 at 128x128), so the last phase always trains the full resolution."""
+    if resolution is None:
+        return float(DEMO_KIMG)
+    start = min(DEMO_SCHED['lod_initial_resolution'], resolution)
+    doublings = int(math.log2(resolution // start))
+    phase = DEMO_SCHED['lod_training_kimg'] + DEMO_SCHED['lod_transition_kimg']
+    return float(DEMO_SCHED['lod_training_kimg'] + doublings * phase)
+
+
+def _is_resolution(value) -> bool:
+    return isinstance(value, int) and value >= 4 and value & (value - 1) == 0
+
+
+def _has_tfrecords(path: str) -> bool:
+    return os.path.isdir(path) and any(n.endswith('.tfrecords') for n in os.listdir(path))
+
+
+def _dataset_info(tfrecord_dir: str, resolution: Optional[int]) -> dict:
+    """tf2.dataset_tool_lib.check_dataset (no TensorFlow) with errors naming the flag."""
+    from tf2.dataset_tool_lib import DatasetToolError, check_dataset
+    try:
+        info = check_dataset(tfrecord_dir)
+    except DatasetToolError as e:
+        raise OptionsError(f'--data-dir/--dataset: {e}') from None
+    if resolution is None:
+        return info
+    try:
+        return check_dataset(tfrecord_dir, resolution)
+    except DatasetToolError as e:
+        raise OptionsError(f'--resolution {resolution}: {e}') from None
+
+
+def _training_resolution(a: Dict[str, Any], tfrecord_dir: str, notes: Optional[List[str]]) -> Optional[int]:
+    """The network resolution: --resolution if given, else the dataset's largest file (a demo
+    dataset not built yet: the resolution it is built at). None while the dataset is missing."""
+    given = a['resolution']
+    _check(given is None or _is_resolution(given), f'--resolution {given}: must be a power of two >= 4')
+    name = os.path.basename(os.path.normpath(tfrecord_dir))
+    if _has_tfrecords(tfrecord_dir):
+        resolution = _dataset_info(tfrecord_dir, given)['resolution']
+        source = f'the dataset {tfrecord_dir}\'s largest' if given is None else '--resolution'
+    elif name in DEMO_BUILDS:
+        build = DEMO_BUILDS[name]
+        _check(given is None or given <= build,
+               f'--resolution {given}: the {name} dataset is built at {build}x{build}')
+        resolution = given or build
+        source = f'the {name} dataset is built at {build}x{build} on first use' if given is None else '--resolution'
+    else:
+        return given        # run_training stops on the missing dataset before anything is written
+    if notes is not None:
+        notes.append(f'Resolution: {resolution}x{resolution} ({source})')
+    return resolution
 
 
 def parse_minibatch_gpu(text: Optional[str]):
@@ -125,28 +189,30 @@ def _merge_launch(launch: Dict[str, Any]) -> Dict[str, Any]:
     return merged
 
 
-def resolve_options(launch: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
+def resolve_options(launch: Dict[str, Any], notes: Optional[List[str]] = None) -> Tuple[str, Dict[str, Any]]:
     """Resolves command-line values into (run description, training_loop kwargs).
+
+    The dataset, if present, is checked (without TensorFlow) and gives the resolution.
 
     Args:
         launch: flag name (underscored) -> value; None or absent = not given.
+        notes: if a list, lines for the user are appended: the recipe chosen for a --resume-pkl
+            without --config, and where the resolution comes from.
 
     Raises:
         OptionsError: naming the flag.
     """
     a = _merge_launch(launch)
     _check(a['config'] in CONFIGS, f'--config {a["config"]!r}: choose one of {", ".join(CONFIGS)}')
-    a['config'] = _config_for_resume_pkl(a, config_given=launch.get('config') is not None)
+    a['config'] = _config_for_resume_pkl(a, launch, notes)
     if a['config'] in SG2_CONFIGS:
-        return _resolve_stylegan2(a)
+        return _resolve_stylegan2(a, notes)
     _check(a['gamma'] is None, '--gamma: only for the StyleGAN2 configs (v1 uses r1_gamma 10)')
     demo = a['config'] == 'demo'
     _check(isinstance(a['gpus'], int) and (a['gpus'] in GPU_PRESETS or (demo and a['gpus'] >= 1)),
            f'--gpus {a["gpus"]}: the official presets exist for 1, 2, 4 or 8 GPUs')
     dataset = a['dataset'] or (DEMO_DATASET if demo else DATASET_CONFIGS[a['config']][0])
     _check(a['kimg'] is None or a['kimg'] > 0, f'--kimg {a["kimg"]}: must be > 0')
-    _check(a['resolution'] is None or (a['resolution'] >= 4 and a['resolution'] & (a['resolution'] - 1) == 0),
-           f'--resolution {a["resolution"]}: must be a power of two >= 4')
     for flag in ('snapshot_ticks', 'image_snapshot_ticks'):
         _check(a[flag] is None or a[flag] >= 1, f'--{flag.replace("_", "-")} {a[flag]}: must be >= 1')
     _check(a['resume_kimg'] >= 0, f'--resume-kimg {a["resume_kimg"]}: must be >= 0')
@@ -158,8 +224,12 @@ def resolve_options(launch: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
     G_args = dict(func_name='G_style', **(DEMO_NETWORK if demo else {}))
     D_args = dict(func_name='D_basic', **({k: DEMO_NETWORK[k] for k in ('fmap_base', 'fmap_max')} if demo else {}))
     opt_args = dict(func_name='tf2.optimizers.make_optimizer', name='adam', beta1=0.0, beta2=0.99, epsilon=1e-8)
+    tfrecord_dir = os.path.join(a['data_dir'], dataset)
+    resolution = _training_resolution(a, tfrecord_dir, notes)
     sched = copy.deepcopy(DEMO_SCHED) if demo else dict(
         lod_initial_resolution=8, G_lrate_dict=dict(OFFICIAL_LRATE_DICT), D_lrate_dict=dict(OFFICIAL_LRATE_DICT))
+    if demo and resolution is not None:        # a dataset below 8x8 starts at its own resolution
+        sched['lod_initial_resolution'] = min(sched['lod_initial_resolution'], resolution)
     if not demo:
         sched['minibatch_base'], sched['minibatch_dict'] = copy.deepcopy(GPU_PRESETS[a['gpus']])
     minibatch_gpu = parse_minibatch_gpu(a['minibatch_gpu'])
@@ -168,18 +238,17 @@ def resolve_options(launch: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
     elif minibatch_gpu is not None:
         sched['minibatch_gpu_base'] = minibatch_gpu
     mirror = a['mirror_augment'] if a['mirror_augment'] is not None else (True if demo else DATASET_CONFIGS[a['config']][1])
-    resolution = a['resolution'] if a['resolution'] is not None else (DEMO_RESOLUTION if demo else None)
 
     kwargs = dict(
         G_args=G_args, D_args=D_args,
         G_opt_args=dict(opt_args), D_opt_args=dict(opt_args),
         G_loss_args=dict(func_name='tf2.loss.G_logistic_nonsaturating'),
         D_loss_args=dict(func_name='tf2.loss.D_logistic_simplegp', r1_gamma=10.0),
-        dataset_args=dict(tfrecord_dir=os.path.join(a['data_dir'], dataset), resolution=resolution),
+        dataset_args=dict(tfrecord_dir=tfrecord_dir, resolution=resolution),
         sched_args=sched,
         grid_args=dict(size=a['grid'] or (DEMO_GRID if demo else '4k'), layout='random'),
         num_gpus=a['gpus'],
-        total_kimg=float(a['kimg'] if a['kimg'] is not None else (DEMO_KIMG if demo else 25000)),
+        total_kimg=float(a['kimg'] if a['kimg'] is not None else (demo_kimg(resolution) if demo else 25000)),
         G_smoothing_kimg=DEMO_G_SMOOTHING_KIMG if demo else 10.0,
         mirror_augment=bool(mirror),
         image_snapshot_ticks=a['image_snapshot_ticks'] or 1,
@@ -196,49 +265,94 @@ def resolve_options(launch: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
     return desc, kwargs
 
 
-def _network_family(pkl: str) -> str:
-    """'stylegan2' if the pickle's G is G_main (StyleGAN2 configs e/f), else 'stylegan'."""
+TRAINABLE_NETWORKS = {'stylegan': ('G_style', 'D_basic'), 'stylegan2': ('G_main', 'D_stylegan2')}
+
+
+@functools.lru_cache(maxsize=8)
+def _pickle_summary_cached(pkl: str, abspath: str, mtime_ns: int, size: int) -> Dict[str, Any]:
     from dnnlib import legacy_pickle
     try:
-        G = legacy_pickle.load(pkl)[0]
-    except (ValueError, OSError) as e:
-        raise OptionsError(f'--resume-pkl {pkl}: {e}') from None
-    if G.build_func_name == 'G_main':
-        synthesis = G.components.get('synthesis')
-        if synthesis is not None and synthesis.build_func_name != 'G_synthesis_stylegan2':
-            raise OptionsError(f'--resume-pkl {pkl}: G_main with {synthesis.build_func_name} '
-                               '(StyleGAN2 configs a-d) is not trainable here; configs e and f are')
-        return 'stylegan2'
-    return 'stylegan'
+        nets = legacy_pickle.load(pkl)
+    except (ValueError, OSError) as e:       # PickleFormatError names the file and the reason
+        raise OptionsError(f'--resume-pkl {e}' if str(e).startswith(pkl) else f'--resume-pkl {pkl}: {e}') from None
+    if not (isinstance(nets, tuple) and len(nets) == 3):
+        raise OptionsError(f'--resume-pkl {pkl}: not a (G, D, Gs) network pickle (holds '
+                           f'{type(nets).__name__}{" of %d" % len(nets) if isinstance(nets, tuple) else ""})')
+    G, D, Gs = nets
+    funcs = (G.build_func_name, D.build_func_name, Gs.build_func_name)
+    for family, (g, d) in TRAINABLE_NETWORKS.items():
+        if funcs == (g, d, g):
+            break
+    else:
+        raise OptionsError(f'--resume-pkl {pkl}: holds networks built by {", ".join(funcs)} (G, D, Gs); '
+                           'training takes StyleGAN (G_style, D_basic, G_style) or StyleGAN2 '
+                           '(G_main, D_stylegan2, G_main) networks')
+    synthesis = G.components.get('synthesis')
+    if family == 'stylegan2' and synthesis is not None and synthesis.build_func_name != 'G_synthesis_stylegan2':
+        raise OptionsError(f'--resume-pkl {pkl}: G_main with {synthesis.build_func_name} '
+                           '(StyleGAN2 configs a-d) is not trainable here; configs e and f are')
+    lod = G.variables.get('lod')
+    return dict(family=family, G=G.build_func_name, resolution=G.static_kwargs.get('resolution', 1024),
+                lod=None if lod is None else float(lod))
 
 
-def _config_for_resume_pkl(a: Dict[str, Any], config_given: bool) -> str:
-    """The config of a run: with --resume-pkl it follows the pickle's build functions."""
+def _pickle_summary(pkl: str) -> Dict[str, Any]:
+    """Family ('stylegan' or 'stylegan2'), G's build function, resolution and lod of a trainable
+    (G, D, Gs) pickle, read without TensorFlow; anything else is an OptionsError naming the file."""
+    st = os.stat(pkl)
+    return _pickle_summary_cached(pkl, os.path.abspath(pkl), st.st_mtime_ns, st.st_size)
+
+
+def _config_for_resume_pkl(a: Dict[str, Any], launch: Dict[str, Any], notes: Optional[List[str]]) -> str:
+    """The config of a run: with --resume-pkl and no --config it follows the pickle's networks.
+
+    StyleGAN2 (G_main) pickles get stylegan2-f, StyleGAN (G_style) pickles the official train.py
+    recipe (the ffhq preset's values) at the pickle's resolution: a grown pickle (lod 0) starts
+    at full resolution unless --lod-initial-resolution or --resume-kimg is given.
+    """
     if a['resume_pkl'] is None or not os.path.isfile(a['resume_pkl']):
         return a['config']
-    family = _network_family(a['resume_pkl'])
+    pkl = a['resume_pkl']
+    info = _pickle_summary(pkl)
+    family = info['family']
     is_v2 = a['config'] in SG2_CONFIGS
-    if not config_given:
-        return 'stylegan2-f' if family == 'stylegan2' else a['config']
-    _check(is_v2 == (family == 'stylegan2'),
-           f'--config {a["config"]}: --resume-pkl {a["resume_pkl"]} holds '
-           f'{"StyleGAN2 (G_main)" if family == "stylegan2" else "StyleGAN (G_style)"} networks; '
-           f'use {"--config stylegan2-f or stylegan2-e" if family == "stylegan2" else "a StyleGAN config"} '
-           '(or leave --config out to follow the pickle)')
-    return a['config']
+    if launch.get('config') is not None:
+        _check(is_v2 == (family == 'stylegan2'),
+               f'--config {a["config"]}: --resume-pkl {pkl} holds '
+               f'{"StyleGAN2 (G_main)" if family == "stylegan2" else "StyleGAN (G_style)"} networks; '
+               f'use {"--config stylegan2-f or stylegan2-e" if family == "stylegan2" else "a StyleGAN config"} '
+               '(or leave --config out to follow the pickle)')
+        return a['config']
+    res = info['resolution']
+    what = f'--resume-pkl {pkl} holds {"StyleGAN2" if family == "stylegan2" else "StyleGAN"} networks ({info["G"]}, {res}x{res})'
+    if family == 'stylegan2':
+        config, recipe = 'stylegan2-f', 'the official StyleGAN2 config-f recipe'
+        start = ''
+    else:
+        config, recipe = 'ffhq', 'the official StyleGAN train.py recipe (the ffhq preset\'s values)'
+        _check(a['dataset'] is not None, f'--resume-pkl {pkl}: without --config a StyleGAN pickle is trained '
+               'with the official recipe, which needs --dataset (a folder in --data-dir)')
+        if launch.get('lod_initial_resolution') is None and launch.get('resume_kimg') is None and info['lod'] == 0:
+            a['lod_initial_resolution'] = 'full'
+            start = '; it is grown (lod 0), so training starts at full resolution (--lod-initial-resolution ' \
+                    'or --resume-kimg change that)'
+        else:
+            start = ''
+    if notes is not None:
+        notes.append(f'Recipe: --config {config}, {recipe}, chosen because {what} and no --config was '
+                     f'given{start}. Pass --config to choose another.')
+    return config
 
 
-def _resolve_stylegan2(a: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
+def _resolve_stylegan2(a: Dict[str, Any], notes: Optional[List[str]] = None) -> Tuple[str, Dict[str, Any]]:
     """resolve_options for the StyleGAN2 configs (official run_training.py, spec 6.7)."""
     config = a['config']
     demo = config == 'stylegan2-demo'
     suffix, network, gamma = SG2_CONFIGS[config]
     network, gamma = (SG2_DEMO_NETWORK, SG2_DEMO_GAMMA) if demo else (network, gamma)
     _check(demo or a['dataset'] is not None, f'--config {config}: --dataset is required (a folder in --data-dir)')
-    dataset = a['dataset'] or DEMO_DATASET
+    dataset = a['dataset'] or SG2_DEMO_DATASET
     _check(a['kimg'] is None or a['kimg'] > 0, f'--kimg {a["kimg"]}: must be > 0')
-    _check(a['resolution'] is None or (a['resolution'] >= 4 and a['resolution'] & (a['resolution'] - 1) == 0),
-           f'--resolution {a["resolution"]}: must be a power of two >= 4')
     _check(isinstance(a['gpus'], int) and a['gpus'] in GPU_PRESETS, f'--gpus {a["gpus"]}: must be 1, 2, 4 or 8')
     for flag in ('snapshot_ticks', 'image_snapshot_ticks'):
         _check(a[flag] is None or a[flag] >= 1, f'--{flag.replace("_", "-")} {a[flag]}: must be >= 1')
@@ -255,7 +369,8 @@ def _resolve_stylegan2(a: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
         sched['minibatch_gpu_dict'] = minibatch_gpu
     elif minibatch_gpu is not None:
         sched['minibatch_gpu_base'] = minibatch_gpu
-    resolution = a['resolution'] if a['resolution'] is not None else (SG2_DEMO_RESOLUTION if demo else None)
+    tfrecord_dir = os.path.join(a['data_dir'], dataset)
+    resolution = _training_resolution(a, tfrecord_dir, notes)
     opt_args = dict(func_name='tf2.optimizers.make_optimizer', name='adam', beta1=0.0, beta2=0.99, epsilon=1e-8)
     kwargs = dict(
         G_args=dict(func_name='G_main', **network),
@@ -263,7 +378,7 @@ def _resolve_stylegan2(a: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
         G_opt_args=dict(opt_args), D_opt_args=dict(opt_args),
         G_loss_args=dict(func_name='tf2.loss.G_logistic_ns_pathreg'),
         D_loss_args=dict(func_name='tf2.loss.D_logistic_r1', gamma=float(gamma if a['gamma'] is None else a['gamma'])),
-        dataset_args=dict(tfrecord_dir=os.path.join(a['data_dir'], dataset), resolution=resolution),
+        dataset_args=dict(tfrecord_dir=tfrecord_dir, resolution=resolution),
         sched_args=sched,
         grid_args=dict(size=a['grid'] or (DEMO_GRID if demo else '8k'), layout='random'),
         num_gpus=a['gpus'],
@@ -344,23 +459,25 @@ def _apply_finetune_options(a: Dict[str, Any], kwargs: Dict[str, Any], resolutio
 
 
 def check_resume_pkl(kwargs: Dict[str, Any]) -> None:
-    """Early, TensorFlow-free check that --resume-pkl fits the dataset (resolution, label size),
-    so a mismatch stops the launcher before a run directory is made."""
+    """Early, TensorFlow-free check that --resume-pkl fits the dataset (resolution, channels,
+    label size), so a mismatch stops the launcher before a run directory is made."""
     pkl = kwargs.get('resume_pkl')
     if pkl is None or kwargs.get('transfer_mismatched'):
         return
+    _pickle_summary(pkl)                    # a (G, D, Gs) pickle of a trainable family
     from tf2.finetune import pickle_data_kwargs
     try:
         nets = pickle_data_kwargs(pkl)
     except ValueError as e:
         raise OptionsError(f'--resume-pkl {pkl}: {e}') from None
     data = kwargs['dataset_args']
-    resolution = data.get('resolution')
-    if resolution is None:
-        found = [int(n[-12:-10]) for n in os.listdir(data['tfrecord_dir'])
-                 if n.endswith('.tfrecords') and n[-14:-12] == '-r' and n[-12:-10].isdigit()]
-        resolution = 2 ** max(found) if found else None
-    want = dict(resolution=resolution, label_size=0 if not data.get('max_label_size') else None)
+    resolution, channels = data.get('resolution'), None
+    if _has_tfrecords(data['tfrecord_dir']):
+        channels = _dataset_info(data['tfrecord_dir'], resolution)['num_channels']
+    elif os.path.basename(os.path.normpath(data['tfrecord_dir'])) in DEMO_BUILDS:
+        channels = 3
+    want = dict(resolution=resolution, num_channels=channels,
+                label_size=0 if not data.get('max_label_size') else None)
     for net, have in nets.items():
         for key, value in want.items():
             if value is not None and key in have and have[key] != value:
@@ -410,17 +527,27 @@ def find_run_dir(resume: str, result_dir: str) -> str:
     raise OptionsError(f'--resume {resume}: not a run directory (nor a run number in {result_dir})')
 
 
-def _ensure_dataset(kwargs: Dict[str, Any], launch: Dict[str, Any]) -> None:
+def _check_dataset_available(kwargs: Dict[str, Any]) -> None:
+    """The dataset exists (resolve_options checked its files), or is a demo dataset to build."""
     path = kwargs['dataset_args']['tfrecord_dir']
-    if os.path.isdir(path) and any(n.endswith('.tfrecords') for n in os.listdir(path)):
-        return
-    if _merge_launch(launch)['config'] in ('demo', 'stylegan2-demo') and os.path.basename(os.path.normpath(path)) == DEMO_DATASET:
-        from tf2.dataset_tool_lib import create_demo
-        print(f'Building the demo dataset in {path} (first use)...')
-        create_demo(path, resolution=DEMO_RESOLUTION)
+    if _has_tfrecords(path) or os.path.basename(os.path.normpath(path)) in DEMO_BUILDS:
         return
     raise OptionsError(f'--data-dir/--dataset: {path} holds no .tfrecords dataset '
                        '(make one with dataset_tool.py create_from_images)')
+
+
+def _ensure_dataset(kwargs: Dict[str, Any]) -> None:
+    """Builds a demo dataset on first use (any other dataset was checked by resolve_options)."""
+    path = kwargs['dataset_args']['tfrecord_dir']
+    if _has_tfrecords(path):
+        return
+    from tf2.dataset_tool_lib import DatasetToolError, create_demo
+    resolution = DEMO_BUILDS[os.path.basename(os.path.normpath(path))]
+    print(f'Building the demo dataset in {path} at {resolution}x{resolution} (first use)...')
+    try:
+        create_demo(path, resolution=resolution)
+    except DatasetToolError as e:
+        raise OptionsError(f'--data-dir/--dataset: cannot build the demo dataset: {e}') from None
 
 
 def run_training(launch: Dict[str, Any], resume: Optional[str] = None, dry_run: bool = False) -> Optional[Dict]:
@@ -446,25 +573,35 @@ def run_training(launch: Dict[str, Any], resume: Optional[str] = None, dry_run: 
         if changed:
             overrides = f'Overriding saved options of {run_dir}: ' + ', '.join(
                 f'{k}: {saved.get(k)!r} -> {v!r}' for k, v in changed.items())
-    desc, kwargs = resolve_options(launch)
-    if dry_run:
-        if overrides:
-            print(overrides)
-        print('Training options:\n' + json.dumps(kwargs, indent=2))
-        print('Dry run: nothing written.' + (f' Would continue {run_dir}.' if run_dir else
-              f' Would create {_merge_launch(launch)["result_dir"]}/NNNNN-{desc}/.'))
-        return None
-    _ensure_dataset(kwargs, launch)
+    notes: List[str] = []
+    desc, kwargs = resolve_options(launch, notes)
+    # Everything that can be checked is checked before anything is written.
+    _check_dataset_available(kwargs)
     if resume is None:
         check_resume_pkl(kwargs)
+    result_dir = _merge_launch(launch)['result_dir']
     if run_dir is None:
-        run_dir = submission.create_run_dir(_merge_launch(launch)['result_dir'], desc)
+        _check(not os.path.exists(result_dir) or os.path.isdir(result_dir),
+               f'--result-dir {result_dir}: exists and is not a directory')
+    if dry_run:
+        for line in ([overrides] if overrides else []) + notes:
+            print(line)
+        print('Training options:\n' + json.dumps(kwargs, indent=2))
+        print('Dry run: nothing written.' + (f' Would continue {run_dir}.' if run_dir else
+              f' Would create {result_dir}/NNNNN-{desc}/.'))
+        return None
+    _ensure_dataset(kwargs)
+    if run_dir is None:
+        try:
+            run_dir = submission.create_run_dir(result_dir, desc)
+        except OSError as e:
+            raise OptionsError(f'--result-dir {result_dir}: cannot create a run directory ({e.strerror or e})') from None
     launch_saved = {k: v for k, v in launch.items() if v is not None}
     submission.save_training_options(run_dir, dict(launch_args=launch_saved, training_loop_kwargs=kwargs))
     from tf2.training_loop import training_loop     # imports TensorFlow: not needed for --dry-run
     with Logger(os.path.join(run_dir, 'log.txt'), file_mode='a'):
         print(f'Run directory: {run_dir}')
-        if overrides:
-            print(overrides)
+        for line in ([overrides] if overrides else []) + notes:
+            print(line)
         print('Training options:\n' + json.dumps(kwargs, indent=2))
         return training_loop(run_dir=run_dir, resume_run=resume is not None, **kwargs)
