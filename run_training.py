@@ -21,7 +21,7 @@ EPILOG = """examples:
   python run_training.py --config ffhq --resolution 256 --gpus 1 --minibatch-gpu 4
   python run_training.py --resume results/00003-sgan-ffhq-8gpu --kimg 30000
   python run_training.py --config ffhq --resume-pkl net.pkl --resume-kimg 7000
-  python run_training.py --resume-pkl ffhq-64.pkl --dataset my64 --lod-initial-resolution full \\
+  python run_training.py --resume-pkl ffhq-64.pkl --config demo --dataset my64 --lod-initial-resolution full \\
       --freeze-d 2 --augment albu:default --optimizer adamp --lr 0.002 --batch 32 --kimg 20
                                                            # fine-tune on a few hundred images
   python run_training.py --config celebahq --dry-run       # print the resolved options only

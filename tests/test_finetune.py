@@ -271,7 +271,7 @@ D_FROZEN_2 = ('64x64/', '32x32/', 'FromRGB_lod0/', 'FromRGB_lod1/')     # --free
 def _finetune_args(pkl, data_dir, results, kimg):
     # The README command at test size: batch 8, and resume-kimg so that one schedule evaluation
     # (4 steps of 8 images) ends a tick: kimg 0.960 -> 0.992 (snapshot 000000) -> 1.024 (000001).
-    return ['--resume-pkl', pkl, '--resume-kimg', '0.96', '--data-dir', data_dir, '--dataset', 'my64',
+    return ['--resume-pkl', pkl, '--config', 'demo', '--resume-kimg', '0.96', '--data-dir', data_dir, '--dataset', 'my64',
             '--lod-initial-resolution', 'full', '--freeze-d', '2', '--augment', 'albu:default',
             '--optimizer', 'adamp', '--lr', '0.002', '--batch', '8', '--kimg', str(kimg),
             '--result-dir', results, '--mixing-figure', '0', '--grid', '2x2']
