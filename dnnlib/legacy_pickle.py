@@ -730,15 +730,16 @@ class _Resolver:
 
     def _new_dtype(self, call: _Call, path: Any, depth: int) -> np.dtype:
         # Built from its spelling here, never through dtype.__setstate__: a state can only pick
-        # the byte order, so forged flags or fields cannot reach numpy.
-        args = self._plain(call.args, path, depth)
+        # the byte order, so forged flags or fields never reach numpy. Valid arguments and states
+        # hold only strings, ints, bools and None, so they are checked as the interpreter left them.
+        args = call.args
         if not (1 <= len(args) <= 3 and type(args[0]) is str
                 and all(type(a) in (bool, int) for a in args[1:])):
             raise _Refused(f'{_path_text(path)}: unexpected numpy dtype arguments')
         dtype = _numeric_dtype(args[0], path)
         if call.state is _NO_STATE:
             return dtype
-        return _apply_dtype_state(dtype, self._plain(call.state, path, depth), path)
+        return _apply_dtype_state(dtype, call.state, path)
 
 
 _Resolver.calls = {kind: getattr(_Resolver, '_call_' + kind)
@@ -784,9 +785,12 @@ def _numeric_dtype(spec: str, path: Any) -> np.dtype:
         raise _Refused(f'{_path_text(path)}: numpy dtype {_clip(spec, 20)!r} is refused (only '
                        'bool, integer, float and complex arrays are network data)')
     try:
-        return np.dtype(spec)
+        dtype = np.dtype(spec)
     except TypeError:
         raise _Refused(f'{_path_text(path)}: unknown numpy dtype {spec!r}') from None
+    if dtype.kind not in _NUMERIC_KINDS:   # cannot happen for the spellings above; cheap to check
+        raise _Refused(f'{_path_text(path)}: numpy dtype {spec!r} is not numeric')
+    return dtype
 
 
 def _apply_dtype_state(dtype: np.dtype, state: Any, path: Any) -> np.dtype:
@@ -1096,7 +1100,7 @@ def main(argv: Optional[list] = None) -> int:
         try:
             obj = load(path)
         except PickleFormatError as e:
-            print(f'error: {e}', file=sys.stderr)
+            print('error: ' + ' '.join(str(e).splitlines()), file=sys.stderr)   # one line each
             status = 1
             continue
         print(f'== {path}')
