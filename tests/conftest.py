@@ -221,3 +221,30 @@ def pytest_pyfunc_call(pyfuncitem):
         pytest.fail(f'{pyfuncitem.nodeid}: {outcome} in the child pytest with TF_ENABLE_ONEDNN_OPTS=1 (NCHW '
                     f'convolutions need oneDNN on this CPU):\n{child["output"]}', pytrace=False)
     return True
+
+
+# ------------------------------------------------------------------------------------------------
+# Comparing outputs with NVIDIA's (fixtures) or with the float64 NumPy references.
+
+def rel(out, ref) -> float:
+    """Largest per-sample relative error: max over i of max|out_i - ref_i| / max|ref_i|.
+
+    Per sample, because a batch-wide maximum hides a sample that is wrong but smaller in
+    magnitude than another. Arrays of rank 0 to 2 (scores [N, 1], vectors) are compared as a
+    whole: the magnitude of one score near zero is no yardstick.
+    """
+    import numpy as np
+    out, ref = np.asarray(out, np.float64), np.asarray(ref, np.float64)
+    assert out.shape == ref.shape, f'shape {out.shape} != reference {ref.shape}'
+    if ref.ndim <= 2:
+        return float(np.abs(out - ref).max() / np.abs(ref).max())
+    axes = tuple(range(1, ref.ndim))
+    return float((np.abs(out - ref).max(axis=axes) / np.abs(ref).max(axis=axes)).max())
+
+
+def uint8_mismatch(out, ref) -> float:
+    """The README's uint8 yardstick: the largest fraction of differing values in one image."""
+    import numpy as np
+    out, ref = np.asarray(out), np.asarray(ref)
+    assert out.shape == ref.shape and out.dtype == ref.dtype == np.uint8
+    return float((out != ref).reshape(len(ref), -1).mean(axis=1).max())

@@ -13,7 +13,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import REPO_DIR, fixture_path
+from conftest import REPO_DIR, fixture_path, rel
 
 import tensorflow as tf  # noqa: E402
 
@@ -29,10 +29,6 @@ def own_graph():
     """This module's networks in a graph of their own (tflib.reset_tf): TensorFlow prunes the
     whole graph for every new fetch signature, so a graph shared by all tests gets slow."""
     tflib.reset_tf()
-
-
-def rel(a, b):
-    return float(np.abs(np.asarray(a, np.float64) - b).max() / np.abs(b).max())
 
 
 @pytest.fixture(scope='module')

@@ -8,7 +8,7 @@ hand-derived identities of the fused resampling convolutions, and NVIDIA's fixtu
 import numpy as np
 import pytest
 
-from conftest import fixture_path, spec_path
+from conftest import fixture_path, rel, spec_path
 
 import tensorflow as tf  # noqa: E402
 
@@ -25,10 +25,6 @@ def own_graph():
     """This module's networks in a graph of their own (tflib.reset_tf): TensorFlow prunes the
     whole graph for every new fetch signature, so a graph shared by all tests gets slow."""
     tflib.reset_tf()
-
-
-def rel(a, b):
-    return float(np.abs(np.asarray(a, np.float64) - b).max() / np.abs(b).max())
 
 
 def parse_variable_list(path):

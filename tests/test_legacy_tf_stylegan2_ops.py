@@ -12,13 +12,10 @@ import tensorflow as tf  # noqa: E402
 from legacy_tf.tflib import ops  # noqa: E402
 
 import reference_sg2_numpy as R2  # noqa: E402
+from conftest import rel
 
 v1 = tf.compat.v1
 TOL = 1e-5
-
-
-def rel(a, b):
-    return float(np.abs(np.asarray(a, np.float64) - b).max() / np.abs(b).max())
 
 
 def run_graph(build, feeds=None):

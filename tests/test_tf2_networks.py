@@ -12,16 +12,12 @@ import pytest
 import tensorflow as tf
 
 import reference_sg1_numpy as R1
-from conftest import spec_path
+from conftest import rel, spec_path
 from tf2 import checkpoint
 from tf2 import layers as L
 from tf2 import networks_stylegan as nets
 
 TOL = 1e-4
-
-
-def rel(a, b):
-    return float(np.abs(np.asarray(a, np.float64) - b).max() / np.abs(b).max())
 
 
 def _parse_variable_list(path):

@@ -21,14 +21,11 @@ from tf2.network import Network
 import tf2.ops
 from tf2 import checkpoint
 from tf2 import networks_stylegan2 as nets2
+from conftest import rel
 
 TOL = 1e-4
 KW = dict(num_channels=3, resolution=32, label_size=0, latent_size=16, dlatent_size=16,
           mapping_fmaps=16, mapping_layers=2, fmap_base=64, fmap_max=16)   # nf: 16 16 8 4
-
-
-def rel(a, b):
-    return float(np.abs(np.asarray(a, np.float64) - b).max() / np.abs(b).max())
 
 
 def randomize(model, seed=0):

@@ -274,19 +274,50 @@ def upsample_conv_2d(x: Any, w: Any, k: Any = None, factor: int = 2, gain: float
     x = _to_nhwc(tf.convert_to_tensor(x), data_format)
     in_h, in_w = _spatial(x, [1, 2], 'upsample_conv_2d')
     out_c = _dim(w, 3)
+    out_h, out_w = (in_h - 1) * factor + kh, (in_w - 1) * factor + kw
+    if _grouped(x, in_c) and not tf.config.list_logical_devices('GPU'):
+        x = _zero_insert_conv(x, w, factor, kh, kw)
+    else:
+        x = _transposed_conv(x, w, factor, kh, kw, in_c, out_c, out_h, out_w)
+    x.set_shape([None, out_h, out_w, out_c if isinstance(out_c, int) else None])
+    x = _simple_upfirdn_2d(x, kernel, pad0=(p + 1) // 2 + factor - 1, pad1=p // 2 + 1,
+                           data_format='NHWC', impl=impl)
+    return _from_nhwc(x, data_format)
+
+
+def _grouped(x, in_c) -> bool:
+    """Whether x has more channels than w's inputs, or a count unknown while building."""
+    c = x.shape[3]
+    return c is None or int(c) != in_c
+
+
+def _transposed_conv(x, w, factor, kh, kw, in_c, out_c, out_h, out_w):
+    """The official form: one stride-``factor`` transposed convolution, NHWC."""
     # [kh, kw, in, out] -> [kh, kw, out/G, G*in]: groups split, spatially flipped (spec 4.1).
     num_groups = _dim(x, 3) // in_c
     w = tf.reshape(w, [kh, kw, in_c, num_groups, -1])
     w = tf.reverse(w, axis=[0, 1])
     w = tf.transpose(w, [0, 1, 4, 3, 2])
     w = tf.reshape(w, [kh, kw, -1, num_groups * in_c])
-    out_h, out_w = (in_h - 1) * factor + kh, (in_w - 1) * factor + kw
     out_shape = tf.stack([tf.shape(x)[0], out_h, out_w, out_c])
-    x = tf.nn.conv2d_transpose(x, w, out_shape, strides=[1, factor, factor, 1], padding='VALID')
-    x.set_shape([None, out_h, out_w, out_c if isinstance(out_c, int) else None])
-    x = _simple_upfirdn_2d(x, kernel, pad0=(p + 1) // 2 + factor - 1, pad1=p // 2 + 1,
-                           data_format='NHWC', impl=impl)
-    return _from_nhwc(x, data_format)
+    return tf.nn.conv2d_transpose(x, w, out_shape, strides=[1, factor, factor, 1], padding='VALID')
+
+
+def _zero_insert_conv(x, w, factor, kh, kw):
+    """The same values as ``_transposed_conv`` for grouped x on a CPU, NHWC.
+
+    TensorFlow's CPU kernels have no grouped transposed convolution, but they do run a grouped
+    forward one. A transposed convolution is a true convolution of the zero-inserted input
+    (``z[factor*i] = x[i]``) with the weight; as ``conv2d`` correlates, that is ``conv2d`` of
+    ``z`` padded by ``k - 1`` with the weight flipped twice: the stored ``w`` itself.
+    """
+    n, h, wd, c = tf.shape(x)[0], _dim(x, 1), _dim(x, 2), tf.shape(x)[3]
+    z = tf.reshape(x, [n, h, 1, wd, 1, c])
+    z = tf.pad(z, [[0, 0], [0, 0], [0, factor - 1], [0, 0], [0, factor - 1], [0, 0]])
+    z = tf.reshape(z, [n, h * factor, wd * factor, c])[:, :(h - 1) * factor + 1,
+                                                       :(wd - 1) * factor + 1]
+    z = tf.pad(z, [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]])
+    return tf.nn.conv2d(z, w, strides=[1, 1, 1, 1], padding='VALID')
 
 
 def conv_downsample_2d(x: Any, w: Any, k: Any = None, factor: int = 2, gain: float = 1,
