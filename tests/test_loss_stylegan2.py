@@ -122,10 +122,12 @@ def pathreg_np(z, noise, pl_mean, shrink=2, decay=0.01, weight=2.0, kernel=None)
     return (lengths - new_mean) ** 2 * weight, lengths, new_mean
 
 
-def same_noise(rng, shape):
-    # The loss draws pl_noise with a dynamic shape (a tensor), which gives other numbers than a
-    # Python-list shape from the same generator state.
-    return tf.random.Generator.from_state(rng.state.numpy(), rng.algorithm).normal(tf.constant(shape)).numpy()
+def same_noise(rng, shape, *more_shapes):
+    # The loss draws with dynamic shapes (tensors), which give other numbers than a Python-list
+    # shape from the same generator state. Several shapes: the draws in that order.
+    copy = tf.random.Generator.from_state(rng.state.numpy(), rng.algorithm)
+    draws = [copy.normal(tf.constant(sh)).numpy() for sh in (shape,) + more_shapes]
+    return draws if more_shapes else draws[0]
 
 
 def test_G_logistic_ns_pathreg_by_hand():
@@ -140,8 +142,8 @@ def test_G_logistic_ns_pathreg_by_hand():
     rng = tf.random.Generator.from_seed(5)
     mean = 0.0
     for _ in range(3):        # the running mean moves by pl_decay toward mean(pl_lengths) each call
-        noise = same_noise(rng, [2, 1, 2, 2])
-        want, lengths, mean = pathreg_np(LATENTS, noise, mean)
+        pl_z, noise = same_noise(rng, [2, 4], [2, 1, 2, 2])     # its own latents, then pl_noise
+        want, lengths, mean = pathreg_np(pl_z, noise, mean, shrink=1)
         value, stats = loss.G_logistic_ns_pathreg(G, D, LATENTS, NO_LABELS, pl_mean=pl_mean, rng=rng, reg='only')
         assert value.shape == (2, 1)          # minibatch 4 // pl_minibatch_shrink 2
         np.testing.assert_allclose(value.numpy()[:, 0], want, rtol=1e-4, atol=1e-9)
@@ -159,13 +161,43 @@ def test_G_logistic_ns_pathreg_by_hand():
         loss.G_logistic_ns_pathreg(G, D, LATENTS, NO_LABELS, reg='only')
 
 
+def test_G_pathreg_draws_its_own_latents_and_labels():
+    """With pl_minibatch_shrink > 1 the regulariser's batch is its own, as officially: fresh
+    latents from the rng and the first n of pl_labels, not the main batch's first n."""
+    seen = []
+
+    def G(latents, labels, return_dlatents=False):
+        seen.append((np.array(latents), np.array(labels)))
+        w = tf.reshape(tf.matmul(tf.cast(latents, tf.float32), M.astype(np.float32)), [-1, 2, 3])
+        img = tf.reshape(tf.tanh(tf.einsum('nld,ldp->np', w, K.astype(np.float32))), [-1, 1, 2, 2])
+        return (img, w) if return_dlatents else img
+
+    labels = np.eye(4, dtype=np.float32)
+    pl_labels = np.eye(4, dtype=np.float32)[::-1].copy()
+    rng = tf.random.Generator.from_seed(9)
+    want_z = same_noise(rng, [2, 4])
+    loss.G_logistic_ns_pathreg(G, lambda x, c: tf.reduce_sum(x, axis=[1, 2, 3])[:, None], LATENTS,
+                               labels, pl_mean=tf.Variable(0.0), rng=rng, pl_labels=pl_labels)
+    (main_z, main_c), (pl_z, pl_c) = seen
+    np.testing.assert_array_equal(main_z, LATENTS)
+    np.testing.assert_array_equal(main_c, labels)
+    assert pl_z.shape == (2, 4) and not np.allclose(pl_z, LATENTS[:2])
+    np.testing.assert_allclose(pl_z, want_z, rtol=1e-6)
+    np.testing.assert_array_equal(pl_c, pl_labels[:2])
+    # Shrink 1: the main batch itself (the official loss reuses its forward pass).
+    seen.clear()
+    loss.G_logistic_ns_pathreg(G, lambda x, c: tf.reduce_sum(x, axis=[1, 2, 3])[:, None], LATENTS,
+                               labels, pl_mean=tf.Variable(0.0), rng=rng, pl_minibatch_shrink=1)
+    np.testing.assert_array_equal(seen[1][0], LATENTS)
+
+
 def test_G_pathreg_gradient_by_finite_differences_in_tf_function():
     # Second order: d mean(reg) / d kernel through pl_grads, compared with numpy finite differences.
     kernel = tf.Variable(K)
     G = make_G(kernel)
     pl_mean = tf.Variable(0.3)
     rng = tf.random.Generator.from_seed(9)
-    noise = tf.random.Generator.from_seed(9).normal(tf.constant([2, 1, 2, 2])).numpy()
+    pl_z, noise = same_noise(tf.random.Generator.from_seed(9), [2, 4], [2, 1, 2, 2])
 
     @tf.function
     def grad():
@@ -184,5 +216,5 @@ def test_G_pathreg_gradient_by_finite_differences_in_tf_function():
         for sign in (1, -1):
             k = K.astype(np.float64).copy()
             k[idx] += sign * eps
-            want[idx] += sign * pathreg_np(LATENTS, noise, 0.3, kernel=k)[0].mean() / (2 * eps)
+            want[idx] += sign * pathreg_np(pl_z, noise, 0.3, shrink=1, kernel=k)[0].mean() / (2 * eps)
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5)

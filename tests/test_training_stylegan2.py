@@ -50,6 +50,8 @@ class Spy:
     def __init__(self):
         self.log = []
         self.initial_pl_mean = None
+        self.D_reals = []          # (reg, processed reals) of every D_grads call
+        self.G_arity = set()       # positional argument counts of G_grads
 
     def install(self, monkeypatch):
         spy = self
@@ -68,6 +70,10 @@ class Spy:
         def call(*args, **kwargs):
             if name.endswith('grads'):
                 self.log.append((name, kwargs.get('reg'), kwargs.get('scale', 1.0)))
+                if name == 'D_grads':
+                    self.D_reals.append((kwargs.get('reg'), args[0].numpy()))
+                else:
+                    self.G_arity.add(len(args))
             elif name.startswith('apply'):
                 self.log.append((name, round(float(args[1]), 9)))
             else:
@@ -130,6 +136,17 @@ def test_lazy_regularization_bookkeeping(dataset_dir, tmp_path, monkeypatch):
         if i % D_int == 0:
             want += [('D_grads', 'only', float(D_int))] * 2 + [('apply_D', D_lr)]
     assert spy.log == want
+    # Each D regulariser round sees exactly the reals the last D round saw, as processed for it
+    # (mirror_augment is on: a fresh processing would flip other images).
+    last = None
+    for reg, reals in spy.D_reals:
+        if reg == 'only':
+            np.testing.assert_array_equal(reals, last)
+        else:
+            last = reals
+    assert sum(reg == 'only' for reg, _ in spy.D_reals) == 2 * len(range(0, num_steps, D_int))
+    # G steps get random labels, their own random labels for the path-length batch, and lod.
+    assert spy.G_arity == {3}
     # Adam betas: beta1 0 ** ratio = 0, beta2 0.99 ** ratio; the reg steps share the Adam state.
     steps = spy.steps
     assert float(steps.G_opt.beta_2) == pytest.approx(0.99 ** (G_int / (G_int + 1)))

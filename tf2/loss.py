@@ -174,10 +174,12 @@ def D_logistic_r1(G: GFunc, D: DFunc, latents: tf.Tensor, reals: tf.Tensor, labe
 def G_logistic_ns_pathreg(G: GFunc, D: DFunc, latents: tf.Tensor, labels: tf.Tensor,
                           pl_mean: tf.Variable = None, rng: tf.random.Generator = None,
                           reg: str = 'both', pl_minibatch_shrink: int = 2, pl_decay: float = 0.01,
-                          pl_weight: float = 2.0) -> LossResult:
+                          pl_weight: float = 2.0, pl_labels: tf.Tensor = None) -> LossResult:
     """The official StyleGAN2 G loss: softplus(-D(G(z))) with path-length regularisation.
 
-    Regulariser, on the first N // pl_minibatch_shrink latents and labels:
+    Regulariser, on a batch of its own as officially: with pl_minibatch_shrink > 1, n = N // it
+    fresh latents z ~ N(0, 1) from `rng` and the first n of `pl_labels` (random dataset labels
+    drawn for it); with shrink 1, the main batch's latents and labels:
         images, w = G(z, return_dlatents=True)                  # w [n, L, D]
         pl_noise = N(0, 1) / sqrt(H * W)                        # same shape as images
         pl_grads = d sum(images * pl_noise) / d w
@@ -201,6 +203,9 @@ def G_logistic_ns_pathreg(G: GFunc, D: DFunc, latents: tf.Tensor, labels: tf.Ten
         pl_minibatch_shrink: the regulariser's batch is N // this.
         pl_decay: decay of the running mean pl_mean.
         pl_weight: weight of the regulariser.
+        pl_labels: [N, label_size] random dataset labels for the regulariser's own batch
+            (pl_minibatch_shrink > 1). None: `labels` (the same distribution, since those are
+            random dataset labels too, and the only choice for unlabelled data).
 
     Returns:
         (loss [N, 1] (reg='only': [n, 1]), stats).
@@ -216,8 +221,9 @@ def G_logistic_ns_pathreg(G: GFunc, D: DFunc, latents: tf.Tensor, labels: tf.Ten
         if pl_mean is None:
             raise ValueError('G_logistic_ns_pathreg: pl_mean (a scalar tf.Variable) is needed '
                              'for the path-length regulariser')
-        penalty, pl_lengths = _path_length_penalty(G, latents, labels, pl_mean, rng,
-                                                   pl_minibatch_shrink, pl_decay)
+        penalty, pl_lengths = _path_length_penalty(
+            G, latents, labels if pl_labels is None else pl_labels, pl_mean, rng,
+            pl_minibatch_shrink, pl_decay)
         stats['Loss/pl_lengths'] = pl_lengths
         penalty = penalty * pl_weight                                        # [n, 1]
     if reg == 'none':
@@ -234,7 +240,13 @@ def _path_length_penalty(G, latents, labels, pl_mean, rng, pl_minibatch_shrink, 
     n = tf.shape(latents)[0] // pl_minibatch_shrink if pl_minibatch_shrink > 1 else tf.shape(latents)[0]
     tf.debugging.assert_positive(n, message='G_logistic_ns_pathreg: the path-length batch '
                                             '(minibatch // pl_minibatch_shrink) is empty')
-    pl_latents, pl_labels = latents[:n], labels[:n]
+    if pl_minibatch_shrink > 1:
+        # Its own latents, as the official loss draws: not the main batch's first n.
+        shape = tf.stack([n, tf.shape(latents)[1]])
+        pl_latents = rng.normal(shape) if rng is not None else tf.random.normal(shape)
+    else:
+        pl_latents = latents
+    pl_labels = labels[:n]
     # Record the whole forward pass, so that the gradient w.r.t. the intermediate dlatents exists
     # even for callables without variables; it stays inside the caller's tape (second order).
     with tf.GradientTape() as tape:

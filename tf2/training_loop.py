@@ -271,6 +271,7 @@ class TrainSteps:
         self.G_vars = list(G.trainable_variables if G_vars is None else G_vars)
         self.D_vars = list(D.trainable_variables if D_vars is None else D_vars)
         self.latent_size = latent_size_of(G)
+        self.G_loss_takes_pl_labels = 'pl_labels' in inspect.signature(G_loss).parameters
         self.resolution = int(networks_stylegan.resolved_kwargs(D)['resolution'])
         self.prepare_reals = tf.function(self._prepare_reals)
         self.D_grads = tf.function(self._D_grads)
@@ -320,15 +321,19 @@ class TrainSteps:
         grads = tape.gradient(loss * scale if scale != 1.0 else loss, variables)
         return loss, stats, _zeros_for_none(grads, variables)
 
-    def _G_grads(self, labels, lod, reg=None, scale=1.0):
-        # labels [n, L], lod scalar; reg and scale as in _D_grads.
+    def _G_grads(self, labels, *args, reg=None, scale=1.0):
+        # labels [n, L], then pl_labels [n, L] if the loss takes them, then lod (scalar); reg and
+        # scale as in _D_grads.
+        *pl_labels, lod = args
+        extra = {} if reg is None else {'reg': reg}
+        if pl_labels:
+            extra['pl_labels'] = pl_labels[0]
         self._set_lod(lod)
         latents = self.rng.normal([tf.shape(labels)[0], self.latent_size])
         variables = self.G_vars
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch([v.value for v in variables])   # the tf.Variables inside the Keras variables
-            loss, stats = self.G_loss(self._G_train, self._D_train, latents, labels,
-                                      **({} if reg is None else {'reg': reg}))
+            loss, stats = self.G_loss(self._G_train, self._D_train, latents, labels, **extra)
             loss = tf.reduce_mean(loss)
         grads = tape.gradient(loss * scale if scale != 1.0 else loss, variables)
         return loss, stats, _zeros_for_none(grads, variables)
@@ -698,14 +703,19 @@ def training_loop(
 
         def next_reals():
             images, labels = training_set.get_minibatch_tf()
-            last_reals[:] = [images, labels]
-            return steps.prepare_reals(images, lod_t), labels
+            last_reals[:] = [steps.prepare_reals(images, lod_t), labels]
+            return tuple(last_reals)
 
         def repeat_reals():
-            # The official D_reg_op reads the last fetched minibatch again (fresh mirror flips).
-            return steps.prepare_reals(last_reals[0], lod_t), last_reals[1]
+            # The official D_reg_op reads the last fetched minibatch again, as processed for the
+            # D step (the same mirror flips), from the variable the fetch wrote.
+            return tuple(last_reals)
 
-        random_labels = lambda: (tf.constant(training_set.get_random_labels_np(sched.minibatch_gpu)),)
+        def random_labels():
+            labels = [tf.constant(training_set.get_random_labels_np(sched.minibatch_gpu))]
+            if steps.G_loss_takes_pl_labels:      # the path-length regulariser's own labels
+                labels.append(tf.constant(training_set.get_random_labels_np(sched.minibatch_gpu)))
+            return tuple(labels)
 
         def D_step(run_reg: bool) -> None:
             real_scores = []
