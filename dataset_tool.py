@@ -23,6 +23,26 @@ def _bool01(text):
     raise argparse.ArgumentTypeError(f'expected 1 or 0, got {text!r}')
 
 
+def _resolution(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 4 or value & (value - 1):
+        raise argparse.ArgumentTypeError(f'expected a power of two >= 4, got {text!r}')
+    return value
+
+
+def _positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'expected a positive integer, got {text!r}')
+    return value
+
+
 def _add_create_args(p):
     p.add_argument('--shuffle', type=_bool01, default=True, metavar='0|1',
                    help='shuffle record order with RandomState(seed), as the official tool (default: 1)')
@@ -35,10 +55,19 @@ def _add_create_args(p):
     p.add_argument('--no-progress', action='store_true', help='hide the progress bar')
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser whose usage errors read `dataset_tool.py: error: <command>: ...`."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        command = self.prog.split()[-1]
+        self.exit(2, f'dataset_tool.py: error: {command}: {message}\n')
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest='command', required=True, metavar='command')
+        prog='dataset_tool.py', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest='command', required=True, metavar='command', parser_class=_CommandParser)
 
     p = sub.add_parser('create_from_images', help='convert a folder of images into TFRecords',
                        description='Convert a folder of images into <tfrecord_dir>/<name>-rNN.tfrecords '
@@ -46,7 +75,7 @@ def build_parser():
                        'subfolders. Hidden files are ignored; files are read in sorted order.')
     p.add_argument('tfrecord_dir', help='output folder; its basename names the dataset files')
     p.add_argument('image_dir', help='input folder of images (or of class subfolders)')
-    p.add_argument('--resolution', type=int, default=None,
+    p.add_argument('--resolution', type=_resolution, default=None,
                    help='output size, a power of two >= 4 (default: from the first image)')
     p.add_argument('--resize', choices=lib.RESIZE_MODES, default='error',
                    help='images that are not resolution x resolution: error (official behaviour), '
@@ -66,7 +95,8 @@ def build_parser():
     p = sub.add_parser('create_demo', help='build the embedded Twemoji faces demo dataset',
                        description=lib.create_demo.__doc__.split('\n\n')[1].replace('    ', ''))
     p.add_argument('tfrecord_dir', help='output folder, e.g. datasets/demo')
-    p.add_argument('--resolution', type=int, default=64, help='64 (default), 128 or 256')
+    p.add_argument('--resolution', type=_resolution, default=64,
+                   help='a power of two >= 4: 64 (default), 128 or 256 suit the 72 px art best')
     p.add_argument('--images-per-class', type=int, default=None,
                    help='images per class (default: the size of the largest class, 294)')
     _add_create_args(p)
@@ -78,8 +108,8 @@ def build_parser():
     p.add_argument('tfrecord_dir')
     p.add_argument('-o', '--output', default=None, help='PNG path (default: ./<name>-grid.png)')
     p.add_argument('--resolution', type=int, default=None, help='which lod file (default: largest)')
-    p.add_argument('--num', type=int, default=64, help='number of images (default: 64)')
-    p.add_argument('--columns', type=int, default=8, help='grid columns (default: 8)')
+    p.add_argument('--num', type=_positive, default=64, help='number of images (default: 64)')
+    p.add_argument('--columns', type=_positive, default=8, help='grid columns (default: 8)')
 
     p = sub.add_parser('extract', help='write every image as output_dir/img%%08d.png')
     p.add_argument('tfrecord_dir')
@@ -129,7 +159,10 @@ def main(argv=None):
     try:
         return run(args)
     except lib.DatasetToolError as e:
-        print(f'error: {e}', file=sys.stderr)
+        print(f'dataset_tool.py: error: {e}', file=sys.stderr)
+        return 1
+    except OSError as e:              # the file system refused a read or write the checks allowed
+        print(f'dataset_tool.py: error: {e.filename or ""}: {e.strerror or e}', file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print('interrupted: temporary files removed, nothing written under the final names',

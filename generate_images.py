@@ -7,6 +7,7 @@ Example:
 """
 
 import argparse
+import math
 import os
 import sys
 
@@ -48,6 +49,10 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.minibatch < 1:
         p.error('--minibatch must be at least 1')
+    if args.trunc is not None and not math.isfinite(args.trunc):
+        p.error(f'--trunc must be a finite number, got {args.trunc}')
+    if args.trunc_cutoff is not None and args.trunc_cutoff < 0:
+        p.error('--trunc-cutoff must be >= 0')
 
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     try:

@@ -30,7 +30,7 @@ examples:
                                 args.outdir, out_npz=args.out_npz, truncation_psi=args.trunc,
                                 truncation_cutoff=args.trunc_cutoff, noise_mode=args.noise_mode,
                                 impl=args.impl)
-    except ValueError as e:
+    except (OSError, ValueError) as e:          # bad input files, paths, seeds or schemes
         print(f'style_mixing.py: error: {e}', file=sys.stderr)
         return 1
     return 0

@@ -51,16 +51,19 @@ def run_script(script: str, *args, cwd: str = REPO_DIR, env: Optional[dict] = No
 
 
 def tree_state(path) -> Optional[dict]:
-    """Every file and folder under `path` with its size and mtime (None if `path` is absent)."""
+    """Every file (size, mtime) and folder under `path`; None if `path` is absent. A folder's own
+    mtime is left out: a temporary file made and removed again leaves nothing behind."""
     path = str(path)
     if not os.path.exists(path):
         return None
-    state = {'.': (os.path.isdir(path), os.path.getsize(path), os.stat(path).st_mtime_ns)}
+
+    def entry(full):
+        st = os.stat(full)
+        return ('folder',) if os.path.isdir(full) else ('file', st.st_size, st.st_mtime_ns)
+    state = {'.': entry(path)}
     for root, dirs, files in os.walk(path):
         for name in dirs + files:
-            full = os.path.join(root, name)
-            st = os.stat(full)
-            state[os.path.relpath(full, path)] = (os.path.isdir(full), st.st_size, st.st_mtime_ns)
+            state[os.path.relpath(os.path.join(root, name), path)] = entry(os.path.join(root, name))
     return state
 
 
@@ -126,6 +129,29 @@ def bad_network_pickles(folder) -> Dict[str, str]:
     legacy_pickle.save((G, D), paths['pair'])
     legacy_pickle.save((G, D, D), paths['d_as_gs'])
     return paths
+
+
+@pytest.fixture(scope='session')
+def bad_pickles(tmp_path_factory) -> Dict[str, str]:
+    """bad_network_pickles in a session-wide folder (tests must not write there)."""
+    return bad_network_pickles(tmp_path_factory.mktemp('bad_pickles'))
+
+
+def expand_args(args: Sequence[str], tmp_path, bad_pickles: Optional[Dict[str, str]] = None) -> list:
+    """Command-line templates of the error walks: `PKL:<name>` is a bad_network_pickles file,
+    `FIXTURE:<file>` an official fixture, `TMP:<path>` a path in tmp_path."""
+    out = []
+    for arg in args:
+        kind, _, rest = str(arg).partition(':')
+        if kind == 'PKL' and rest:
+            out.append(bad_pickles[rest])
+        elif kind == 'FIXTURE' and rest:
+            out.append(fixture_path(rest))
+        elif kind == 'TMP' and rest:
+            out.append(os.path.join(str(tmp_path), rest))
+        else:
+            out.append(str(arg))
+    return out
 
 
 # ------------------------------------------------------------------------------------------------

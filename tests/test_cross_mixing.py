@@ -6,7 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO_DIR, fixture_path
+from conftest import REPO_DIR, assert_user_error, expand_args, fixture_path
+from dnnlib import legacy_pickle
 from test_mixing import (TOL, FakeGs, load_real_gs, rel_err, seed_latents, use_fake_networks,
                          use_loaded_networks)
 from tf2 import mixing
@@ -100,6 +101,58 @@ def test_cli_fake_src_dlatents_w_with_seeds(tmp_path, monkeypatch):
         assert np.array_equal(f['mixed_dlatents'][0, 0, 1::2], np.stack([w[2]] * 5))
         assert np.array_equal(f['mixed_dlatents'][0, 1, 1::2], np.stack([w[0]] * 5))
     assert 'cross-mixing-odd-dst1-src72.png' in os.listdir(tmp_path / 'out')
+
+
+def _latent16_pickle(path):
+    """sg1_r64 with 16-d latents (the first 16 rows of the mapping's first layer): a network that
+    loads and runs but whose latent size differs from the fixture's 32."""
+    nets = legacy_pickle.load(fixture_path('sg1_r64.pkl'))
+    for net in (nets[0], nets[2]):
+        mapping = net.components['mapping']
+        for state in (net, mapping):
+            state.static_kwargs['latent_size'] = 16
+        mapping.variables['Dense0/weight'] = mapping.variables['Dense0/weight'][:16].copy()
+    legacy_pickle.save(nets, path)
+    return path
+
+
+SG1, SG2 = 'FIXTURE:sg1_r64.pkl', 'FIXTURE:sg2_r64.pkl'
+CROSS_MIXING_ERRORS = [   # (id, arguments, words in the error line)
+    ('destination-missing', ['--dst-network', 'PKL:missing', '--src-network', SG1], ['missing.pkl', 'not found']),
+    ('destination-not-a-pickle', ['--dst-network', 'PKL:text', '--src-network', SG1], ['text.pkl', 'not a pickle']),
+    ('source-hostile', ['--dst-network', SG1, '--src-network', 'PKL:hostile'], ['hostile.pkl', 'system']),
+    ('destination-hostile-legacy', ['--dst-network', 'PKL:hostile', '--src-network', SG1, '--impl', 'legacy'],
+     ['hostile.pkl', 'system']),
+    ('source-discriminator-as-Gs', ['--dst-network', SG1, '--src-network', 'PKL:d_as_gs'], ['d_as_gs.pkl', 'D_basic']),
+    ('source-two-networks-only', ['--dst-network', SG2, '--src-network', 'PKL:pair'], ['pair.pkl', '(G, D, Gs)']),
+    ('latent-sizes-differ', ['--dst-network', SG1, '--src-network', 'TMP:latent16.pkl'],
+     ['latent sizes differ', 'sg1_r64.pkl has 32', 'latent16.pkl has 16']),
+    ('dlatent-file-size-differs', ['--dst-network', SG1, '--src-dlatents', 'TMP:w7.npz'],
+     ['dlatent sizes differ', 'has 48', 'w7.npz']),
+    ('dlatent-file-missing', ['--dst-network', SG1, '--src-dlatents', 'TMP:nope.npz'],
+     ['nope.npz', 'not found']),
+    ('dlatent-file-not-npz', ['--dst-network', SG1, '--src-dlatents', 'TMP:afile'],
+     ['afile', 'not a readable .npz']),
+    ('empty-destination-seeds', ['--dst-network', SG1, '--src-network', SG1, '--dst-seeds', ','], ['bad seed list']),
+    ('empty-source-seeds', ['--dst-network', SG1, '--src-network', SG1, '--src-seeds', ''], ['bad seed list']),
+    ('outdir-inside-a-file', ['--dst-network', SG1, '--src-network', SG1, '--outdir', 'TMP:afile/x'],
+     ['afile', 'is a file']),
+]
+
+
+@pytest.mark.parametrize('case,args,words', CROSS_MIXING_ERRORS, ids=[c[0] for c in CROSS_MIXING_ERRORS])
+def test_cli_user_errors_one_line_and_nothing_written(tmp_path, bad_pickles, case, args, words):
+    (tmp_path / 'afile').write_text('a file where a folder should be')
+    np.savez(tmp_path / 'w7.npz', dlatents=np.zeros([2, 7], np.float32))
+    if case == 'latent-sizes-differ':
+        _latent16_pickle(str(tmp_path / 'latent16.pkl'))
+    defaults = {'--dst-seeds': '1', '--outdir': str(tmp_path / 'out')}
+    if '--src-network' in args:
+        defaults['--src-seeds'] = '2'
+    args = expand_args(list(args) + [x for flag, value in defaults.items() if flag not in args for x in (flag, value)],
+                       tmp_path, bad_pickles)
+    assert_user_error('cross_mixing.py', args, words, untouched=[tmp_path, os.path.dirname(bad_pickles['text'])])
+    assert not os.path.exists(os.path.join(os.path.dirname(bad_pickles['hostile']), 'HACKED'))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -501,13 +501,45 @@ def test_interrupt_leaves_no_dataset(tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------------------------
 # CLI and the inspection commands.
 
-def test_cli_error_exit_code_and_message(tmp_path):
-    os.makedirs(tmp_path / 'empty')
-    proc = subprocess.run([sys.executable, os.path.join(REPO, 'dataset_tool.py'), 'create_from_images',
-                           str(tmp_path / 'out'), str(tmp_path / 'empty')],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1
-    assert 'empty: input folder holds no files' in proc.stderr
+DATASET_TOOL_ERRORS = [   # (id, arguments, words in the error line); names are relative to tmp_path
+    ('input-missing', ['create_from_images', 'out', 'nope'], ['nope', 'input folder does not exist']),
+    ('input-empty', ['create_from_images', 'out', 'empty'], ['empty', 'input folder holds no files']),
+    ('input-corrupt-image', ['create_from_images', 'out', 'imgs', '--workers', '1', '--no-progress'],
+     ['c.png', 'not an image']),         # found while converting: without the progress bar's lines
+    ('output-is-a-file', ['create_from_images', 'afile', 'good', '--workers', '1'], ['afile', 'output folder']),
+    ('dataset-exists', ['create_from_images', 'ds', 'good', '--workers', '1'], ['ds', '--overwrite']),
+    ('resolution-not-power-of-two', ['create_from_images', 'out', 'good', '--resolution', '48'],
+     ['create_from_images', '--resolution', '48']),
+    ('demo-resolution', ['create_demo', 'demo', '--resolution', '3'], ['create_demo', '--resolution']),
+    ('no-command', [], ['command']),
+    ('unknown-command', ['convert', 'x'], ['convert']),
+    ('info-missing', ['info', 'nope'], ['nope', 'dataset folder does not exist']),
+    ('info-not-tfrecords', ['info', 'garbage'], ['garbage-r03.tfrecords', 'not a TFRecord file']),
+    ('info-no-records', ['info', 'nodata'], ['nodata-r03.tfrecords', 'holds no records']),
+    ('display-missing-resolution', ['display', 'ds', '-o', 'grid.png', '--resolution', '64'], ['ds', 'no 64x64 file']),
+    ('display-into-a-file', ['display', 'ds', '-o', 'afile/grid.png'], ['afile', 'is a file']),
+    ('display-zero-columns', ['display', 'ds', '-o', 'grid.png', '--columns', '0'], ['display', '--columns']),
+    ('extract-into-a-file', ['extract', 'ds', 'afile'], ['afile', 'is a file']),
+    ('extract-not-tfrecords', ['extract', 'garbage', 'ex'], ['garbage-r03.tfrecords', 'not a TFRecord file']),
+    ('compare-missing', ['compare', 'ds', 'nope'], ['nope', 'dataset folder does not exist']),
+]
+
+
+@pytest.mark.parametrize('case,args,words', DATASET_TOOL_ERRORS, ids=[c[0] for c in DATASET_TOOL_ERRORS])
+def test_cli_user_errors_one_line_and_nothing_written(tmp_path, case, args, words):
+    from conftest import assert_user_error
+    for name in ('empty', 'nodata'):
+        os.makedirs(tmp_path / name)
+    (tmp_path / 'nodata' / 'nodata-r03.tfrecords').write_bytes(b'')
+    save(str(tmp_path / 'imgs' / 'a.png'), np.zeros([8, 8, 3], np.uint8))
+    (tmp_path / 'imgs' / 'c.png').write_text('not an image')
+    save(str(tmp_path / 'good' / 'a.png'), np.zeros([8, 8, 3], np.uint8))
+    assert dataset_tool.main(['create_from_images', str(tmp_path / 'ds'), str(tmp_path / 'good'),
+                              '--workers', '1', '--no-progress']) == 0
+    os.makedirs(tmp_path / 'garbage')
+    (tmp_path / 'garbage' / 'garbage-r03.tfrecords').write_text('hello, not a TFRecord file\n')
+    (tmp_path / 'afile').write_text('a file where a folder should be')
+    assert_user_error('dataset_tool.py', args, words, untouched=[tmp_path], cwd=str(tmp_path))
 
 
 def test_cli_info_display_extract_compare(tmp_path, capsys):

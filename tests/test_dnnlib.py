@@ -94,3 +94,25 @@ def test_training_options_round_trip(tmp_path):
     (tmp_path / 'training_options.json').write_text('{broken')
     with pytest.raises(ValueError, match='training_options.json: not valid JSON'):
         submission.load_training_options(str(tmp_path))
+
+
+# ------------------------------------------------------------------------------------------------
+# python -m dnnlib.legacy_pickle on files that are not network pickles: one `error:` line each.
+
+LEGACY_PICKLE_ERRORS = [   # (file from conftest.bad_network_pickles, words in the error line)
+    ('missing', ['missing.pkl', 'cannot read file']),
+    ('folder', ['folder.pkl', 'cannot read file']),
+    ('text', ['text.pkl', 'not a pickle']),
+    ('truncated', ['truncated.pkl', 'truncated']),
+    ('hostile', ['hostile.pkl', 'refusing global', 'system']),
+    ('dict', ['dict.pkl', 'no networks']),
+]
+
+
+@pytest.mark.parametrize('name,words', LEGACY_PICKLE_ERRORS, ids=[c[0] for c in LEGACY_PICKLE_ERRORS])
+def test_legacy_pickle_cli_user_errors(bad_pickles, name, words):
+    from conftest import assert_user_error
+    folder = os.path.dirname(bad_pickles['text'])
+    assert_user_error('-m', ['dnnlib.legacy_pickle', 'info', bad_pickles[name]], words, prefix='error: ',
+                      untouched=[folder])
+    assert not os.path.exists(os.path.join(folder, 'HACKED'))

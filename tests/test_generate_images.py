@@ -9,7 +9,7 @@ import PIL.Image
 import pytest
 
 import reference_sg1_numpy as R1
-from conftest import REPO_DIR, fixture_path
+from conftest import REPO_DIR, assert_user_error, expand_args, fixture_path
 from dnnlib import legacy_pickle
 from tf2.generate import generate_images, image_grid, parse_seeds, seed_latents
 
@@ -93,6 +93,40 @@ def test_cli_bad_input_writes_nothing(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 1 and 'bad.pkl' in proc.stderr
     assert not out.exists()
+
+
+GENERATE_ERRORS = [   # (id, arguments, words in the error line)
+    ('network-missing', ['--network', 'PKL:missing', '--seeds', '0'], ['missing.pkl', 'network pickle not found']),
+    ('network-is-a-folder', ['--network', 'PKL:folder', '--seeds', '0'], ['folder.pkl', 'not a file']),
+    ('network-not-a-pickle', ['--network', 'PKL:text', '--seeds', '0'], ['text.pkl', 'not a pickle']),
+    ('network-truncated', ['--network', 'PKL:truncated', '--seeds', '0'], ['truncated.pkl', 'truncated']),
+    ('network-hostile', ['--network', 'PKL:hostile', '--seeds', '0'], ['hostile.pkl', 'system']),
+    ('network-hostile-legacy', ['--network', 'PKL:hostile', '--seeds', '0', '--impl', 'legacy'],
+     ['hostile.pkl', 'system']),
+    ('pickle-without-networks', ['--network', 'PKL:dict', '--seeds', '0'], ['dict.pkl', 'no networks']),
+    ('two-networks-only', ['--network', 'PKL:pair', '--seeds', '0'], ['pair.pkl', '(G, D, Gs)']),
+    ('discriminator-as-Gs', ['--network', 'PKL:d_as_gs', '--seeds', '0'], ['d_as_gs.pkl', 'D_basic', 'not a generator']),
+    ('discriminator-as-Gs-legacy', ['--network', 'PKL:d_as_gs', '--seeds', '0', '--impl', 'legacy'],
+     ['d_as_gs.pkl', 'not a generator']),
+    ('empty-seed-list', ['--network', 'FIXTURE:sg1_r64.pkl', '--seeds', ''], ['--seeds', 'bad seed list']),
+    ('reversed-seeds', ['--network', 'FIXTURE:sg1_r64.pkl', '--seeds', '3-1'], ['--seeds', 'reversed']),
+    ('negative-cutoff', ['--network', 'FIXTURE:sg1_r64.pkl', '--seeds', '0', '--trunc-cutoff', '-1'],
+     ['--trunc-cutoff']),
+    ('psi-not-a-number', ['--network', 'FIXTURE:sg1_r64.pkl', '--seeds', '0', '--trunc', 'nan'], ['--trunc']),
+    ('outdir-inside-a-file', ['--network', 'FIXTURE:sg1_r64.pkl', '--seeds', '0', '--outdir', 'TMP:afile/out'],
+     ['afile', 'is a file']),
+]
+
+
+@pytest.mark.parametrize('case,args,words', GENERATE_ERRORS, ids=[c[0] for c in GENERATE_ERRORS])
+def test_cli_user_errors_one_line_and_nothing_written(tmp_path, bad_pickles, case, args, words):
+    (tmp_path / 'afile').write_text('a file where a folder should be')
+    args = expand_args(args, tmp_path, bad_pickles)
+    if '--outdir' not in args:
+        args += ['--outdir', str(tmp_path / 'out')]
+    assert_user_error('generate_images.py', args, words,
+                      untouched=[tmp_path, os.path.dirname(bad_pickles['text'])])
+    assert not os.path.exists(os.path.join(os.path.dirname(bad_pickles['hostile']), 'HACKED'))
 
 
 def test_cli_help():

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO_DIR, assert_user_error, bad_network_pickles, fixture_path, tree_state
+from conftest import REPO_DIR, assert_user_error, fixture_path
 from dnnlib import legacy_pickle, submission
 from tf2 import training_options as to
 
@@ -150,11 +150,6 @@ def test_bad_flags_name_the_flag_and_write_nothing(tmp_path, args, message):
     assert out.returncode == 2, out.stdout + out.stderr
     assert message in out.stderr
     assert not result_dir.exists() and not (tmp_path / 'data').exists()
-
-
-@pytest.fixture(scope='module')
-def bad_pickles(tmp_path_factory):
-    return bad_network_pickles(tmp_path_factory.mktemp('bad_pickles'))
 
 
 def _garbage_dataset(path):

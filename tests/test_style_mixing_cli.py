@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO_DIR, fixture_path
+from conftest import REPO_DIR, assert_user_error, expand_args, fixture_path
 from test_mixing import TOL, FakeGs, load_real_gs, rel_err, seed_latents, use_fake_networks
 from tf2 import mixing
 
@@ -75,6 +75,39 @@ def test_cli_missing_network_writes_nothing(tmp_path, capsys):
     assert rc == 1
     assert f'{missing}: network pickle not found' in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
+
+
+SG1 = 'FIXTURE:sg1_r64.pkl'
+STYLE_MIXING_ERRORS = [   # (id, arguments, words in the error line)
+    ('network-missing', ['--network', 'PKL:missing'], ['missing.pkl', 'network pickle not found']),
+    ('network-is-a-folder', ['--network', 'PKL:folder'], ['folder.pkl', 'not a file']),
+    ('network-not-a-pickle', ['--network', 'PKL:text'], ['text.pkl', 'not a pickle']),
+    ('network-truncated', ['--network', 'PKL:truncated'], ['truncated.pkl', 'truncated']),
+    ('network-hostile', ['--network', 'PKL:hostile'], ['hostile.pkl', 'system']),
+    ('network-hostile-legacy', ['--network', 'PKL:hostile', '--impl', 'legacy'], ['hostile.pkl', 'system']),
+    ('pickle-without-networks', ['--network', 'PKL:dict'], ['dict.pkl', 'no networks']),
+    ('two-networks-only', ['--network', 'PKL:pair'], ['pair.pkl', '(G, D, Gs)']),
+    ('discriminator-as-Gs', ['--network', 'PKL:d_as_gs'], ['d_as_gs.pkl', 'D_basic', 'not a generator']),
+    ('rows-beyond-the-network', ['--network', SG1, '--scheme', 'rows:12-15'],
+     ['rows12-15', 'replaces no rows', 'sg1_r64.pkl', '10 style rows']),
+    ('empty-destination-seeds', ['--network', SG1, '--dst-seeds', ''], ['bad seed list']),
+    ('empty-source-seeds', ['--network', SG1, '--src-seeds', ' '], ['bad seed list']),
+    ('unknown-scheme', ['--network', SG1, '--scheme', 'coarse,wide'], ['unknown scheme']),
+    ('psi-not-a-number', ['--network', SG1, '--trunc', 'nan'], ['--trunc']),
+    ('outdir-inside-a-file', ['--network', SG1, '--outdir', 'TMP:afile/out'], ['afile', 'is a file']),
+    ('out-npz-is-a-folder', ['--network', SG1, '--out-npz', 'TMP:folder'], ['--out-npz', 'is a folder']),
+]
+
+
+@pytest.mark.parametrize('case,args,words', STYLE_MIXING_ERRORS, ids=[c[0] for c in STYLE_MIXING_ERRORS])
+def test_cli_user_errors_one_line_and_nothing_written(tmp_path, bad_pickles, case, args, words):
+    (tmp_path / 'afile').write_text('a file where a folder should be')
+    (tmp_path / 'folder').mkdir()
+    args = expand_args(args, tmp_path, bad_pickles)
+    defaults = {'--dst-seeds': '1', '--src-seeds': '2', '--outdir': str(tmp_path / 'out')}
+    args += [x for flag, value in defaults.items() if flag not in args for x in (flag, value)]
+    assert_user_error('style_mixing.py', args, words, untouched=[tmp_path, os.path.dirname(bad_pickles['text'])])
+    assert not os.path.exists(os.path.join(os.path.dirname(bad_pickles['hostile']), 'HACKED'))
 
 
 @pytest.mark.parametrize('impl', ['tf2', 'legacy'])

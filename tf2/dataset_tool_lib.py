@@ -530,6 +530,11 @@ def _prepare_output_dir(tfrecord_dir: str, overwrite: bool) -> bool:
     if not dataset_name(tfrecord_dir) or dataset_name(tfrecord_dir) in ('.', '..'):
         raise DatasetToolError(f'{tfrecord_dir!r}: output folder needs a name (it names the dataset)')
     created = not os.path.isdir(tfrecord_dir)
+    existing = [] if created else existing_dataset_files(tfrecord_dir)
+    if existing and not overwrite:       # checked first: a refused folder is left exactly as it was
+        raise DatasetToolError(f'{tfrecord_dir}: output folder already holds a dataset named '
+                               f'{dataset_name(tfrecord_dir)!r} ({os.path.basename(existing[0])}); '
+                               f'choose another folder or pass --overwrite')
     try:
         os.makedirs(tfrecord_dir, exist_ok=True)
     except OSError as e:
@@ -539,11 +544,6 @@ def _prepare_output_dir(tfrecord_dir: str, overwrite: bool) -> bool:
             pass
     except OSError as e:
         raise DatasetToolError(f'{tfrecord_dir}: output folder is not writable ({e.strerror or e})')
-    existing = existing_dataset_files(tfrecord_dir)
-    if existing and not overwrite:
-        raise DatasetToolError(f'{tfrecord_dir}: output folder already holds a dataset named '
-                               f'{dataset_name(tfrecord_dir)!r} ({os.path.basename(existing[0])}); '
-                               f'choose another folder or pass --overwrite')
     return created
 
 
@@ -782,10 +782,7 @@ def find_tfrecords(tfrecord_dir: str) -> Dict[int, str]:
         raise DatasetToolError(f'{tfrecord_dir}: no .tfrecords files in the folder')
     found = {}
     for path in paths:
-        first = next(iter_records(path), None)
-        if first is None:
-            raise DatasetToolError(f'{path}: file holds no records')
-        c, h, w = first.shape
+        c, h, w = first_record_shape(path)
         if h != w:
             raise DatasetToolError(f'{path}: images are {h}x{w}, not square')
         if h in found:
@@ -865,6 +862,9 @@ def format_info(info: dict) -> str:
 def display(tfrecord_dir: str, output_png: str, resolution: Optional[int] = None,
             max_images: int = 64, columns: int = 8) -> str:
     """Writes the first max_images images of one lod as a grid PNG (headless 'display')."""
+    if max_images < 1 or columns < 1:
+        raise DatasetToolError(f'the grid needs at least one image and one column, got {max_images} and {columns}')
+    _check_creatable(os.path.dirname(os.path.abspath(output_png)), output_png)
     path = _pick_file(tfrecord_dir, resolution)
     images = []
     for img in iter_records(path):
@@ -882,6 +882,15 @@ def display(tfrecord_dir: str, output_png: str, resolution: Optional[int] = None
     return output_png
 
 
+def _check_creatable(folder: str, label: str) -> None:
+    """DatasetToolError unless `folder` is a folder or can be created (nothing is created here)."""
+    path = os.path.abspath(folder)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        raise DatasetToolError(f'{label}: cannot write there: {path} is a file, not a folder')
+
+
 def _save_png(hwc: np.ndarray, path: str):
     img = PIL.Image.fromarray(hwc[:, :, 0] if hwc.shape[2] == 1 else hwc)
     parent = os.path.dirname(os.path.abspath(path))
@@ -894,6 +903,7 @@ def _save_png(hwc: np.ndarray, path: str):
 def extract(tfrecord_dir: str, output_dir: str, resolution: Optional[int] = None,
             progress: bool = True) -> int:
     """Writes every image of one lod as output_dir/img%08d.png; returns the count."""
+    _check_creatable(output_dir, output_dir)
     path = _pick_file(tfrecord_dir, resolution)
     os.makedirs(output_dir, exist_ok=True)
     from tqdm import tqdm

@@ -45,6 +45,18 @@ def seed_latents(seeds: Sequence[int], latent_size: int) -> np.ndarray:
     return np.concatenate([np.random.RandomState(s).randn(1, latent_size) for s in seeds])
 
 
+def check_output_dir(outdir: str) -> None:
+    """Raises ValueError unless ``outdir`` is a folder or can be made one (checked before any
+    network is loaded, so that a bad path costs nothing and leaves nothing behind)."""
+    path = os.path.abspath(outdir)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        raise ValueError(f'{outdir}: output folder cannot be created: {path} is a file')
+    if not os.access(path, os.W_OK):
+        raise ValueError(f'{outdir}: output folder is not writable ({path})')
+
+
 def _save_png(array: np.ndarray, path: str) -> None:
     """Writes an ``[H, W, C]`` uint8 array as PNG via a temporary name and a rename."""
     mode = {1: 'L', 3: 'RGB', 4: 'RGBA'}.get(array.shape[2])
@@ -94,6 +106,10 @@ def generate_images(network_pkl: str, seeds: Sequence[int], truncation_psi: Opti
 
     Returns:
         The written file paths.
+
+    Raises:
+        ValueError: bad arguments, an output folder that cannot be made, or a file that is not
+            an official (G, D, Gs) pickle with a generator as Gs (the message names the file).
     """
     from tf2 import impl as impl_lib
     if noise_mode not in NOISE_MODES:
@@ -102,9 +118,12 @@ def generate_images(network_pkl: str, seeds: Sequence[int], truncation_psi: Opti
         raise ValueError('no seeds given')
     if impl not in _IMPL_PACKAGES:
         raise ValueError(f'unknown impl {impl!r}; choose one of {sorted(_IMPL_PACKAGES)}')
-    if not os.path.isfile(network_pkl):
-        raise FileNotFoundError(f'{network_pkl}: network pickle not found')
-    _G, _D, Gs = impl_lib.load_network(network_pkl, impl)
+    if truncation_psi is not None and not np.isfinite(truncation_psi):
+        raise ValueError(f'truncation psi must be a finite number, got {truncation_psi}')
+    if truncation_cutoff is not None and truncation_cutoff < 0:
+        raise ValueError(f'truncation cutoff must be >= 0, got {truncation_cutoff}')
+    check_output_dir(outdir)
+    _G, _D, Gs = impl_lib.load_network(network_pkl, impl)       # ValueError naming the file
     convert = importlib.import_module(_IMPL_PACKAGES[impl]).convert_images_to_uint8
     kwargs = dict(randomize_noise=(noise_mode == 'random'), minibatch_size=minibatch_size,
                   output_transform=dict(func=convert, nchw_to_nhwc=True))

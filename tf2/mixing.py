@@ -811,9 +811,11 @@ def write_mixing_pngs(result: dict, outdir: str, prefix: str = 'mixing', write_m
 # Whole runs from pickles (what the scripts and the training loop call).
 
 def load_gs(path: str, impl: str = 'tf2'):
-    """Loads an official-format pickle with the chosen implementation and returns ``Gs``."""
-    if not os.path.isfile(path):
-        raise ValueError(f'{path}: network pickle not found')
+    """Loads an official-format pickle with the chosen implementation and returns ``Gs``.
+
+    Raises:
+        ValueError: naming the file: missing, not an official network pickle, or no generator.
+    """
     from tf2.impl import load_network
     return load_network(path, impl=impl)[2]
 
@@ -826,6 +828,26 @@ def _report(log: Optional[Log], result: dict, label_dst: str, label_src: str) ->
         f'source {label_src}: {_describe_truncation(*t["src"])}')
     for name, mix in result['schemes'].items():
         log(f'scheme {name}: rows {format_rows(mix["rows"])}')
+
+
+def check_outputs(outdir: str, out_npz: Optional[str]) -> None:
+    """Raises ValueError unless the figures' folder and the npz path can be written; checked
+    before any network is loaded, so that a bad path leaves nothing behind."""
+    from tf2.generate import check_output_dir
+    check_output_dir(outdir)
+    if out_npz:
+        if os.path.isdir(out_npz):
+            raise ValueError(f'{out_npz}: --out-npz is a folder; give a file name such as mixing.npz')
+        check_output_dir(os.path.dirname(out_npz) or '.')
+
+
+def _check_schemes_fit(Gs, schemes: List[Scheme], label: str) -> None:
+    """A scheme (other than 'none') that replaces no row of the network is a user error."""
+    rows = _num_rows(Gs)
+    for scheme in schemes:
+        if scheme.name != 'none' and scheme_rows(scheme, rows, log=None).size == 0:
+            raise ValueError(f'scheme {scheme.name!r} replaces no rows of {label}: it has {rows} style '
+                             f'rows (0-{rows - 1})')
 
 
 def _write_outputs(result, outdir, out_npz, prefix, write_mixes, log) -> Dict[str, List[str]]:
@@ -843,15 +865,23 @@ def run_style_mixing(network_pkl: str, dst_seeds: Sequence[int], src_seeds: Sequ
                      truncation_psi: Optional[float] = None,
                      truncation_cutoff: Optional[int] = None, noise_mode: str = 'const',
                      impl: str = 'tf2', write_mixes: bool = True, minibatch_size: int = 8,
-                     log: Optional[Log] = print) -> Dict[str, List[str]]:
+                     log: Optional[Log] = print, require_rows: bool = True) -> Dict[str, List[str]]:
     """``style_mixing.py``: load, mix, write figures, mix PNGs and the npz.
+
+    Everything is checked before anything is written: seeds, schemes, output paths, the pickle,
+    and (with ``require_rows``) that every scheme replaces at least one row of the network.
 
     Returns:
         ``{'figures': [...], 'mixes': [...], 'npz': [...]}`` written paths.
     """
     schemes = _as_schemes(schemes)        # fail on a bad scheme before loading anything
     _check_noise_mode(noise_mode)
+    _check_seeds(dst_seeds, 'destination')
+    _check_seeds(src_seeds, 'source')
+    check_outputs(outdir, out_npz)
     Gs = load_gs(network_pkl, impl)
+    if require_rows:
+        _check_schemes_fit(Gs, schemes, network_pkl)
     if log is not None:
         log(f'{network_pkl}: {_num_rows(Gs)} style rows, impl {impl}, noise {noise_mode}')
     result = style_mixing(Gs, dst_seeds, src_seeds, schemes, truncation_psi, truncation_cutoff,
@@ -878,14 +908,17 @@ def run_cross_mixing(dst_network_pkl: str, dst_seeds: Sequence[int], schemes, ou
     """
     schemes = _as_schemes(schemes)
     _check_noise_mode(noise_mode)
+    _check_seeds(dst_seeds, 'destination')
     if (src_network_pkl is None) == (src_dlatents_npz is None):
         raise ValueError('give exactly one of a source network and a source dlatents file')
     if src_network_pkl is not None and not src_seeds:
         raise ValueError('source seeds are needed with a source network')
+    check_outputs(outdir, out_npz)
     if src_dlatents_npz is not None:
         # Read and check the file before loading any network.
         src_dl, file_seeds = load_src_dlatents(src_dlatents_npz, src_seeds)
     Gs_dst = load_gs(dst_network_pkl, impl)
+    _check_schemes_fit(Gs_dst, schemes, dst_network_pkl)
     if log is not None:
         log(f'destination {dst_network_pkl}: {_num_rows(Gs_dst)} style rows, impl {impl}, '
             f'noise {noise_mode}')
@@ -923,7 +956,7 @@ def write_style_mixing_figure(network_pkl: str, outdir: str,
     """
     return run_style_mixing(network_pkl, dst_seeds, src_seeds, schemes, outdir,
                             truncation_psi=truncation_psi, impl=impl, write_mixes=False,
-                            log=log)['figures']
+                            log=log, require_rows=False)['figures']
 
 
 # ------------------------------------------------------------------------------------------------
@@ -973,3 +1006,5 @@ def check_mixing_args(p, args) -> None:
         p.error('--trunc-cutoff needs --trunc')
     if args.trunc_cutoff is not None and args.trunc_cutoff < 0:
         p.error('--trunc-cutoff must be >= 0')
+    if args.trunc is not None and not np.isfinite(args.trunc):
+        p.error(f'--trunc must be a finite number, got {args.trunc}')
