@@ -137,10 +137,11 @@ def _variables_equal(a: Dict[str, np.ndarray], b: Dict[str, np.ndarray]) -> bool
 # gigabytes of uninitialised memory) and BUILD sets attributes on them, which changes the loader
 # for the rest of the process. So the file is run by this interpreter instead. It creates only
 # None, bool, int, float, str, memoryview (of the file's bytes), tuple, list and dict; a global
-# becomes a private _GlobalRef, and REDUCE / NEWOBJ only record a _Call. Nothing the file names is ever called or
-# changed. Part 2 then interprets the recorded calls it recognises.
+# becomes a private _GlobalRef, and REDUCE / NEWOBJ only record a _Call. Nothing the file names is
+# ever called or changed. Part 2 then interprets the recorded calls it recognises.
 
-_MAX_CONTAINERS = 1_000_000   # containers and calls one file may create: about 64 MB at most.
+_MAX_OBJECTS = 500_000        # containers, calls, marks and memo entries of one file: bounds the
+                              # interpreter to about 50 MB (official files need a few thousand).
 _MAX_DEPTH = 100              # nesting of the result; official pickles nest about 12 deep.
 _MAX_TREE_NODES = 1_000_000   # size of the result with every memo reference expanded.
 _MAX_NDIM = 32                # numpy 1.x limit; official variables have at most 4 dimensions.
@@ -297,8 +298,9 @@ class _Machine:
             # The valid forms of the opcodes that make up most of an official file run inline;
             # anything else goes to the handler, which also reports the errors.
             if code == 0x94:                                                  # MEMOIZE
-                if len(stack) > self.fence:
+                if len(stack) > self.fence and self.made < _MAX_OBJECTS:
                     memo[len(memo)] = stack[-1]
+                    self.made += 1
                     pos += 1
                     continue
             elif code == 0x68:                                                # BINGET
@@ -313,7 +315,7 @@ class _Machine:
                     continue
             elif 0x85 <= code <= 0x87:                                        # TUPLE1..3
                 n = code - 0x84
-                if len(stack) - self.fence >= n and self.made < _MAX_CONTAINERS:
+                if len(stack) - self.fence >= n and self.made < _MAX_OBJECTS:
                     items = tuple(stack[-n:])
                     del stack[-n:]
                     stack.append(items)
@@ -328,9 +330,12 @@ class _Machine:
                         pos += 2 + len(raw)
                         continue
             elif code == 0x28:                                                # MARK
-                self._mark()
-                pos += 1
-                continue
+                if self.made < _MAX_OBJECTS:
+                    self.made += 1
+                    self.marks.append(self.fence)
+                    self.fence = len(stack)
+                    pos += 1
+                    continue
             elif code == 0x89:                                                # NEWFALSE
                 stack.append(False)
                 pos += 1
@@ -381,10 +386,13 @@ class _Machine:
         return _utf8(raw)
 
     # Stack. The checks replace the IndexErrors a malformed file would cause.
-    def _new(self, obj: Any) -> None:
+    def _count(self) -> None:
         self.made += 1
-        if self.made > _MAX_CONTAINERS:
-            raise _Refused(f'more than {_MAX_CONTAINERS:,} containers and calls')
+        if self.made > _MAX_OBJECTS:
+            raise _Refused(f'more than {_MAX_OBJECTS:,} containers, calls, marks and memo entries')
+
+    def _new(self, obj: Any) -> None:
+        self._count()
         self.stack.append(obj)
 
     def _pop(self) -> Any:
@@ -403,7 +411,7 @@ class _Machine:
         return self.stack[-1]
 
     def _mark(self) -> None:
-        self.made += 1   # counted: a file of MARKs only would otherwise grow self.marks freely
+        self._count()
         self.marks.append(self.fence)
         self.fence = len(self.stack)
 
@@ -455,7 +463,10 @@ class _Machine:
         self.stack.append(self.memo[key])
 
     def _put(self, key: int) -> None:
-        self.memo[key] = self._peek()
+        value = self._peek()
+        if key not in self.memo:
+            self._count()
+        self.memo[key] = value
 
     # Globals and calls: recorded, never resolved to real objects.
     def _proto(self) -> None:
