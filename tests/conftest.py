@@ -8,6 +8,10 @@ from typing import Dict, Optional, Sequence
 import pytest
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+# The suite runs with oneDNN off, whatever this CPU would choose (TensorFlow turns it on by itself
+# only on CPUs with AVX-512), so that every machine checks the same path; tests/test_onednn.py
+# runs the network, ops and training tests again with it on. Set before TensorFlow is imported.
+os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '0')
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = os.path.join(REPO_DIR, 'tests', 'data')
