@@ -3,9 +3,10 @@
 An official network pickle is a tuple ``(G, D, Gs)`` of ``dnnlib.tflib.network.Network`` objects
 (spec section 1). The official loader rebuilds each network by executing the Python source that is
 embedded in the file (``build_module_src``). That is arbitrary code from a file, so this module
-never does it: it reads the state dicts as plain data with a restricted unpickler that resolves
-only the handful of globals an official pickle contains, and refuses everything else before it
-can run.
+never does it: it runs the pickle's opcodes with its own small interpreter, which builds plain data,
+accepts only the handful of globals an official pickle contains, never calls or changes any of
+them, and refuses everything else (issue #13: hostile files must not crash, hang, bloat or change
+the loader).
 
 Reading:
     ``load(path_or_file)`` returns the object stored in the file (normally the 3-tuple) with every
@@ -197,7 +198,7 @@ _NO_STATE = object()
 
 
 class _Call:
-    """A REDUCE or NEWOBJ kept as data: what the file asked to call, with what, and its BUILD state."""
+    """A REDUCE or NEWOBJ kept as data: what the file asked to call, arguments, BUILD state."""
     __slots__ = ('kind', 'args', 'state')
 
     def __init__(self, kind: str, args: Any):
@@ -267,8 +268,9 @@ class _Machine:
             'M': lambda: push(fixed(_U2, 2)), 'G': lambda: push(fixed(_F8, 8)),
             '\x8a': lambda: push(_long(take(fixed(_U1, 1)))),
             '\x8b': lambda: push(_long(take(fixed(_I4, 4)))),
-            'T': lambda: push(take(fixed(_I4, 4)).decode('latin1')),   # Python 2 str, read
-            'U': lambda: push(take(fixed(_U1, 1)).decode('latin1')),   # as pickle.load(encoding='latin1')
+            # Python 2 str, read as pickle.load(encoding='latin1') reads it.
+            'T': lambda: push(take(fixed(_I4, 4)).decode('latin1')),
+            'U': lambda: push(take(fixed(_U1, 1)).decode('latin1')),
             'X': lambda: push(_utf8(take(fixed(_U4, 4)))),
             '\x8c': lambda: push(_utf8(take(fixed(_U1, 1)))),
             '\x8d': lambda: push(_utf8(take(fixed(_U8, 8)))),
@@ -407,7 +409,8 @@ class _Machine:
 
     def _top(self, kind: type) -> Any:
         if type(self._peek()) is not kind:
-            raise _Refused(f'expected a {kind.__name__} on the stack, found {_what(self.stack[-1])}')
+            raise _Refused(f'expected a {kind.__name__} on the stack, '
+                           f'found {_what(self.stack[-1])}')
         return self.stack[-1]
 
     def _mark(self) -> None:
@@ -493,7 +496,8 @@ class _Machine:
         kind = _GLOBALS.get((module, name))
         if kind is None:
             raise _Refused(f'refusing global {_clip(module)}.{_clip(name)}: an official network '
-                           'pickle contains only dnnlib.tflib.network.Network and numpy array globals')
+                           'pickle contains only dnnlib.tflib.network.Network and numpy array '
+                           'globals')
         self._new(_GlobalRef(kind))
 
     def _reduce(self) -> None:
@@ -585,7 +589,7 @@ def _path_text(path: Any) -> str:
 
 
 class _Resolver:
-    """Turns the interpreter's objects into the result: plain data, numeric arrays, NetworkStates."""
+    """Turns the interpreter's objects into plain data, numeric arrays and NetworkStates."""
 
     def __init__(self, data_budget: int):
         self.done: Dict[int, tuple] = {}   # id -> (result, tree size); the root keeps ids alive
@@ -670,6 +674,8 @@ class _Resolver:
                 and self._data(args[2], path, depth, text_ok=True) == b'b'):
             raise _Refused(f'{_path_text(path)}: unexpected array reconstruction arguments')
         state = call.state
+        if state is _NO_STATE:
+            raise _Refused(f'{_path_text(path)}: array without data (no BUILD)')
         if type(state) is not tuple or len(state) not in (4, 5):
             raise _Refused(f'{_path_text(path)}: array state is {_what(state)}, not '
                            '(version, shape, dtype, is_fortran, data)')
@@ -924,8 +930,11 @@ def load(path_or_file: Union[str, os.PathLike, BinaryIO]) -> Any:
     """Reads an official network pickle without executing anything from it.
 
     Whatever the file holds, this returns plain data or raises PickleFormatError: it never calls
-    anything the file names, never changes loader state, allocates a small multiple of the file's
-    size, and runs in time linear in it.
+    anything the file names and never changes loader state. Array data is copied only from bytes in
+    the file (at most twice their size, for protocol 2); the interpreter's other objects are capped
+    at 500,000 (about 50 MB, at most about 40 bytes per file byte). Time is linear in the file's
+    size: memo-shared objects are visited once, nesting is capped at 100 levels and the result,
+    with memo references expanded, at a million nodes.
 
     Args:
         path_or_file: a path, or a binary file object positioned at the start of the pickle.

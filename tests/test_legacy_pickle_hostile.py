@@ -332,6 +332,50 @@ BAD_SHAPES = {
 }
 
 
+def _odd_reconstruct(args=None, state=None, reason=''):
+    """_reconstruct with other arguments or another BUILD state than NumPy writes."""
+    def build(a):
+        nd, f4, raw = a.glob('numpy', 'ndarray'), a.dtype(), a.bytes(bytes(16))
+        made = a.glob(f'{a.np_core}.{MA}', '_reconstruct')
+        made += (args(a, nd) if args else a.tuple(nd, a.shape((0,)), a.bytes(b'b'))) + REDUCE
+        made += (state(a, f4, raw) if state else a.tuple(a.int(1), a.shape((4,)), f4, FALSE, raw))
+        return _net_with(a, made + BUILD), reason
+    return build
+
+
+ODD_RECONSTRUCTS = {
+    'two_arguments': _odd_reconstruct(args=lambda a, nd: a.tuple(nd, a.shape((0,))),
+                                      reason=r'unexpected array reconstruction arguments'),
+    'other_subtype': _odd_reconstruct(args=lambda a, nd: a.tuple(
+        a.glob('numpy', 'dtype'), a.shape((0,)), a.bytes(b'b')), reason=r'reconstruction arguments'),
+    'other_tag': _odd_reconstruct(args=lambda a, nd: a.tuple(nd, a.shape((0,)), a.bytes(b'O')),
+                                  reason=r'reconstruction arguments'),
+    'shape_as_list': _odd_reconstruct(args=lambda a, nd: a.tuple(nd, a.list(a.int(0)), a.bytes(b'b')),
+                                      reason=r'reconstruction arguments'),
+    'shape_false': _odd_reconstruct(args=lambda a, nd: a.tuple(nd, a.tuple(FALSE), a.bytes(b'b')),
+                                    reason=r'reconstruction arguments'),
+    'no_build': lambda a: (_net_with(a, a.call(a.glob(f'{a.np_core}.{MA}', '_reconstruct'),
+                                               a.glob('numpy', 'ndarray'), a.shape((0,)),
+                                               a.bytes(b'b'))), r'array without data \(no BUILD\)'),
+    'state_of_three': _odd_reconstruct(state=lambda a, f4, raw: a.tuple(a.shape((4,)), f4, raw),
+                                       reason=r'array state is tuple, not'),
+    'state_as_dict': _odd_reconstruct(state=lambda a, f4, raw: a.dict((a.str('shape'), a.shape((4,)))),
+                                      reason=r'array state is dict'),
+    'state_version_2': _odd_reconstruct(state=lambda a, f4, raw: a.tuple(
+        a.int(2), a.shape((4,)), f4, FALSE, raw), reason=r'unknown array state version 2'),
+    'order_flag_text': _odd_reconstruct(state=lambda a, f4, raw: a.tuple(
+        a.int(1), a.shape((4,)), f4, a.str('F'), raw), reason=r"array order flag is 'F'"),
+    'data_as_list': _odd_reconstruct(state=lambda a, f4, raw: a.tuple(
+        a.int(1), a.shape((2,)), f4, FALSE, a.list(a.int(1), a.int(2))), reason=r'array data is list'),
+    'data_none': _odd_reconstruct(state=lambda a, f4, raw: a.tuple(
+        a.int(1), a.shape((4,)), f4, FALSE, NONE), reason=r'array data is None'),
+    'dtype_as_text': _odd_reconstruct(state=lambda a, f4, raw: a.tuple(
+        a.int(1), a.shape((4,)), a.str('f4'), FALSE, raw), reason=r"expected a numpy dtype, found 'f4'"),
+    'big_endian_order_bytes': _odd_reconstruct(state=lambda a, f4, raw: a.tuple(
+        a.int(1), a.shape((4,)), a.dtype('f4', order='|'), FALSE, raw), reason=r"byte order '\|'"),
+}
+
+
 def _declared_length(opcode: bytes, fmt: str, n: int):
     def build(a):
         # A valid network, then an opcode that declares more bytes than the file has left.
@@ -486,6 +530,7 @@ ATTACKS = {
     'zero_size_with_overflowing_dimensions': zero_size_with_overflowing_dimensions,
     'memo_reused_array_data': memo_reused_array_data,
     **{f'shape_{name}': _bad_shape(*spec) for name, spec in BAD_SHAPES.items()},
+    **{f'reconstruct_{name}': build for name, build in ODD_RECONSTRUCTS.items()},
     'declared_binbytes8': _declared_length(b'\x8e', '<Q', 2 ** 40),
     'declared_binunicode8': _declared_length(b'\x8d', '<Q', 2 ** 40),
     'declared_bytearray8': _declared_length(b'\x96', '<Q', 2 ** 40),
