@@ -1,0 +1,78 @@
+"""Dlatent files: ``.npz`` with ``dlatents`` float ``[N, L, D]`` or ``[N, D]`` (ADA-PyTorch's key
+``w`` is accepted too) and optional integer ``seeds`` ``[N]`` (design.md, public contracts)."""
+
+import os
+from typing import Optional, Tuple
+
+import numpy as np
+
+DLATENT_KEYS = ('dlatents', 'w')
+
+
+def load_dlatents(path: str, num_rows: int, dlatent_size: int, flag: str = '--dlatents'
+                  ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """Reads a dlatent file and fits it to a network with ``num_rows`` rows of size ``dlatent_size``.
+
+    ``[N, D]`` (W) is broadcast to every row; ``[N, L, D]`` (W+) must have the network's L, since a
+    projection is only meaningful on the rows it was optimised for.
+
+    Returns:
+        ``(dlatents [N, num_rows, dlatent_size] float32, seeds int64 [N] or None)``.
+
+    Raises:
+        ValueError: naming the file and the flag: missing, unreadable, no dlatents key, wrong
+            dtype/shape/size, NaN, or seeds that do not fit.
+    """
+    where = f'{path} ({flag})'
+    if not os.path.isfile(path):
+        raise ValueError(f'{where}: dlatents file not found')
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            data = {k: f[k] for k in f.files}
+    except Exception as e:   # noqa: BLE001 - any read failure means "not an npz we can use"
+        raise ValueError(f'{where}: not a readable .npz file ({e})') from e
+    key = next((k for k in DLATENT_KEYS if k in data), None)
+    if key is None:
+        raise ValueError(f'{where}: no "dlatents" (or "w") array; found keys {sorted(data)}')
+    dl = data[key]
+    if dl.ndim not in (2, 3) or dl.shape[0] == 0 or not np.issubdtype(dl.dtype, np.floating):
+        raise ValueError(f'{where}: "{key}" must be a float array [N, L, D] or [N, D] with N > 0, '
+                         f'got {dl.dtype} {dl.shape}')
+    if dl.shape[-1] != dlatent_size:
+        raise ValueError(f'{where}: dlatent size mismatch: the file has D={dl.shape[-1]}, the '
+                         f'network expects D={dlatent_size}')
+    if dl.ndim == 3 and dl.shape[1] != num_rows:
+        raise ValueError(f'{where}: dlatent rows mismatch: the file has L={dl.shape[1]}, the '
+                         f'network has {num_rows} rows')
+    if not np.all(np.isfinite(dl)):
+        raise ValueError(f'{where}: "{key}" holds NaN or infinite values')
+    if dl.ndim == 2:
+        dl = np.repeat(dl[:, None, :], num_rows, axis=1)
+    seeds = data.get('seeds')
+    if seeds is not None and (seeds.shape != (dl.shape[0],)
+                              or not np.issubdtype(seeds.dtype, np.integer)):
+        raise ValueError(f'{where}: "seeds" must be integers of shape [{dl.shape[0]}], got '
+                         f'{seeds.dtype} {seeds.shape}')
+    return dl.astype(np.float32), None if seeds is None else seeds.astype(np.int64)
+
+
+def check_npz_path(path: str, flag: str) -> None:
+    """Raises ValueError unless ``path`` can be written as a file (checked before any work)."""
+    from tf2.generate import check_output_dir
+    if os.path.isdir(path):
+        raise ValueError(f'{path}: {flag} is a folder; give a file name such as out.npz')
+    check_output_dir(os.path.dirname(path) or '.')
+
+
+def save_npz(path: str, **arrays) -> str:
+    """``np.savez`` to a temporary name in the same folder, then an atomic rename."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f'{path}.tmp-{os.getpid()}'
+    try:
+        with open(tmp, 'wb') as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
