@@ -432,3 +432,87 @@ class OfficialModel(keras.Model):
             for k, v in comp.official_variables().items():
                 out[f'{comp.name}/{k}'] = v
         return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Progressive growing (spec 3.3, 3.4), shared by every network with a ``lod`` variable: the v1
+# networks and StyleGAN2's configs b-d. Written once, so that the lod semantics cannot drift.
+
+class ProgressiveSynthesis:
+    """Mixin of a synthesis network: the image at the current ``lod``, official structures.
+
+    The network provides ``data_format``, ``resolution_log2``, ``structure`` ('fixed' or
+    'recursive'), the variable ``lod``, ``_run_block(r, x, dlatents, randomize_noise, rng)``
+    (features at ``2**(r-1)`` -> ``2**r``) and ``_rgb(r, x, dlatents)`` (features -> image).
+    """
+
+    def _synthesize(self, x, dlatents, randomize_noise, rng):
+        """4x4 features x ``[N, 4, 4, C]`` -> image at full size (internal layout)."""
+        rl = self.resolution_log2
+        if self.structure == 'fixed':
+            for r in range(3, rl + 1):
+                x = self._run_block(r, x, dlatents, randomize_noise, rng)
+            return self._rgb(rl, x, dlatents)
+        if rl == 2:
+            return self._rgb(2, x, dlatents)
+        lod_in = tf.convert_to_tensor(self.lod)
+        return self._grow(x, 3, rl - 3, lod_in, dlatents, randomize_noise, rng)
+
+    def _upscale_to_full(self, img, r):
+        return upscale2d(img, self.data_format, 2 ** (self.resolution_log2 - r))
+
+    def _grow(self, x, r, lod, lod_in, dlatents, randomize_noise, rng):
+        """Official 'recursive' structure: the image of blocks ``r..`` given block ``r-1``'s x."""
+        y = self._run_block(r, x, dlatents, randomize_noise, rng)
+
+        def plain():
+            return self._upscale_to_full(self._rgb(r, y, dlatents), r)
+
+        def blend():
+            lower = upscale2d(self._rgb(r - 1, x, dlatents), self.data_format)
+            return self._upscale_to_full(lerp(self._rgb(r, y, dlatents), lower, lod_in - lod), r)
+
+        def deeper():
+            return self._grow(y, r + 1, lod - 1, lod_in, dlatents, randomize_noise, rng)
+
+        img = lambda: tf.cond(lod_in > lod, blend, plain)   # noqa: E731
+        if lod > 0:
+            return tf.cond(lod_in < lod, deeper, img)
+        return img()
+
+
+class ProgressiveDiscriminator:
+    """Mixin of a discriminator: the 4x4 features of images at the current ``lod``.
+
+    The network provides ``data_format``, ``resolution_log2``, ``structure``, the variable
+    ``lod``, ``_block(r, x)`` (features at ``2**r`` -> ``2**(r-1)``) and ``_from_rgb(r, image)``.
+    """
+
+    def _discriminate(self, images):
+        """images (internal layout, full size) -> features ``[N, 4, 4, C]``."""
+        rl = self.resolution_log2
+        if self.structure == 'fixed' or rl == 2:
+            x = self._from_rgb(rl, images)
+            for r in range(rl, 2, -1):
+                x = self._block(r, x)
+            return x
+        return self._grow(2, rl - 2, tf.convert_to_tensor(self.lod), images)
+
+    def _grow(self, r, lod, lod_in, images):
+        """Official 'recursive' structure: features at ``2**r`` entering block ``r``'s output."""
+        def from_image():
+            return self._from_rgb(r, downscale2d(images, self.data_format, 2 ** lod))
+
+        def deeper():
+            return self._grow(r + 1, lod - 1, lod_in, images)
+
+        x = tf.cond(lod_in < lod, deeper, from_image) if lod > 0 else from_image()
+        if r == 2:
+            return x
+        x = self._block(r, x)
+
+        def blend():
+            lower = self._from_rgb(r - 1, downscale2d(images, self.data_format, 2 ** (lod + 1)))
+            return lerp(x, lower, lod_in - lod)
+
+        return tf.cond(lod_in > lod, blend, lambda: x)

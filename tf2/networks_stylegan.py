@@ -25,7 +25,7 @@ import tensorflow as tf
 from tf2 import layers as L
 
 _SQRT2 = float(np.sqrt(2))
-_UNSET = object()
+UNSET = object()
 
 
 def _nf_v1(fmap_base: int, fmap_decay: float, fmap_max: int):
@@ -33,19 +33,19 @@ def _nf_v1(fmap_base: int, fmap_decay: float, fmap_max: int):
     return lambda stage: min(int(fmap_base / (2.0 ** (stage * fmap_decay))), fmap_max)
 
 
-def _resolution_log2(resolution: int) -> int:
+def resolution_log2(resolution: int) -> int:
     rl = int(np.log2(resolution))
     if resolution != 2 ** rl or resolution < 4:
         raise ValueError(f'resolution must be a power of two >= 4, got {resolution}')
     return rl
 
 
-def _check_dtype(dtype: str, where: str):
+def check_dtype(dtype: str, where: str):
     if dtype != 'float32':
         raise ValueError(f'{where}: only dtype="float32" is supported, got {dtype!r}')
 
 
-def _check_structure(structure: str, where: str) -> str:
+def check_structure(structure: str, where: str) -> str:
     if structure not in ('auto', 'linear', 'recursive', 'fixed'):
         raise ValueError(f'{where}: unknown structure {structure!r}')
     return 'fixed' if structure == 'fixed' else 'recursive'
@@ -68,7 +68,7 @@ def random_uniform(shape, minval, maxval, rng=None, dtype=tf.float32):
     return rng.uniform(shape, minval, maxval, dtype=dtype)
 
 
-def _labels_or_zeros(labels, n, label_size):
+def labels_or_zeros(labels, n, label_size):
     """Official ``None`` labels: a ``[N, label_size]`` zero tensor."""
     if labels is None:
         return tf.zeros([n, label_size], tf.float32)
@@ -93,13 +93,13 @@ class MappingV1(L.OfficialModel):
                  mapping_nonlinearity='lrelu', use_wscale=True, normalize_latents=True,
                  dtype='float32', static_kwargs=None, **_kwargs):
         super().__init__(name, static_kwargs or {}, data_format)
-        _check_dtype(dtype, name)
+        check_dtype(dtype, name)
         self.latent_size, self.label_size = latent_size, label_size
         self.dlatent_size, self.dlatent_broadcast = dlatent_size, dlatent_broadcast
         self.normalize_latents = normalize_latents
         self.act = L.activation(mapping_nonlinearity)
         if label_size:
-            self.label_concat = self.track_layer(_LabelConcat(label_size, latent_size))
+            self.label_concat = self.track_layer(LabelConcat(label_size, latent_size))
         fan_in = latent_size * 2 if label_size else latent_size
         self.dense_layers, self.bias_layers = [], []
         for i in range(mapping_layers):
@@ -118,7 +118,7 @@ class MappingV1(L.OfficialModel):
         # latents: [N, latent_size]
         x = tf.cast(latents, tf.float32)
         if self.label_size:
-            labels = _labels_or_zeros(labels, tf.shape(x)[0], self.label_size)
+            labels = labels_or_zeros(labels, tf.shape(x)[0], self.label_size)
             x = tf.concat([x, self.label_concat(labels)], axis=1)
         if self.normalize_latents:
             x = L.pixel_norm(x, axis=1)
@@ -129,7 +129,7 @@ class MappingV1(L.OfficialModel):
         return x
 
 
-class _LabelConcat(L.OfficialLayer):
+class LabelConcat(L.OfficialLayer):
     """``LabelConcat/weight [label_size, latent_size]``: labels embedded by a plain matmul."""
 
     def __init__(self, label_size, latent_size):
@@ -216,7 +216,7 @@ class _Const(L.OfficialLayer):
         return tf.tile(L.from_nchw(self.const, self.data_format), [n, 1, 1, 1])
 
 
-class SynthesisV1(L.OfficialModel):
+class SynthesisV1(L.ProgressiveSynthesis, L.OfficialModel):
     """v1 synthesis network dlatents ``[N, L, D]`` -> images ``[N, C, R, R]`` (NCHW).
 
     Variable names match the official ones on purpose (``lod``, ``noiseN``, ``4x4/Const/const``,
@@ -233,17 +233,17 @@ class SynthesisV1(L.OfficialModel):
                  use_instance_norm=True, dtype='float32', fused_scale='auto',
                  blur_filter=(1, 2, 1), structure='auto', static_kwargs=None, **_kwargs):
         super().__init__(name, static_kwargs or {}, data_format)
-        _check_dtype(dtype, name)
+        check_dtype(dtype, name)
         if fused_scale not in (True, False, 'auto'):
             raise ValueError(f'{name}: fused_scale must be True, False or "auto", '
                              f'got {fused_scale!r}')
-        rl = self.resolution_log2 = _resolution_log2(resolution)
+        rl = self.resolution_log2 = resolution_log2(resolution)
         nf = _nf_v1(fmap_base, fmap_decay, fmap_max)
         self.num_layers = rl * 2 - 2
         self.num_styles = self.num_layers if use_styles else 1
         self.num_channels, self.resolution = num_channels, resolution
         self.randomize_noise = randomize_noise
-        self.structure = _check_structure(structure, name)
+        self.structure = check_structure(structure, name)
         self.blur = L.blur_kernel(blur_filter) if blur_filter else None
         self.cfg = cfg = types.SimpleNamespace(data_format=self.data_format, use_noise=use_noise,
                                  use_styles=use_styles, use_wscale=use_wscale,
@@ -307,7 +307,7 @@ class SynthesisV1(L.OfficialModel):
     def _noise(self, idx):
         return self.noise_vars[idx] if self.noise_vars else None
 
-    def _block(self, r, x, dlatents, randomize_noise, rng=None):
+    def _run_block(self, r, x, dlatents, randomize_noise, rng=None):
         # x: [N, H, W, C] at 2**(r-1) -> [N, 2H, 2W, C'] at 2**r
         up, up_epi, c1, c1_epi = self.blocks[r]
         x = up(x)
@@ -331,52 +331,21 @@ class SynthesisV1(L.OfficialModel):
         return self.conv4_epilogue(self.conv4(x), dlatents=dlatents, noise_var=self._noise(1),
                                    randomize_noise=randomize_noise, rng=rng)
 
-    def _to_rgb(self, r, x):
+    def _rgb(self, r, x, dlatents=None):
         conv, bias = self.torgb[r]
         return bias(conv(x))
 
-    def _upscale_to_full(self, img, r):
-        return L.upscale2d(img, self.data_format, 2 ** (self.resolution_log2 - r))
-
-    def _grow(self, x, r, lod, lod_in, dlatents, randomize_noise, rng=None):
-        """Official 'recursive' structure: the image of blocks ``r..`` given block ``r-1``'s x."""
-        y = self._block(r, x, dlatents, randomize_noise, rng)
-
-        def plain():
-            return self._upscale_to_full(self._to_rgb(r, y), r)
-
-        def blend():
-            lower = L.upscale2d(self._to_rgb(r - 1, x), self.data_format)
-            return self._upscale_to_full(L.lerp(self._to_rgb(r, y), lower, lod_in - lod), r)
-
-        def deeper():
-            return self._grow(y, r + 1, lod - 1, lod_in, dlatents, randomize_noise, rng)
-
-        img = lambda: tf.cond(lod_in > lod, blend, plain)   # noqa: E731
-        if lod > 0:
-            return tf.cond(lod_in < lod, deeper, img)
-        return img()
-
-    def call(self, dlatents, randomize_noise=_UNSET, rng=None, **_kwargs):
+    def call(self, dlatents, randomize_noise=UNSET, rng=None, **_kwargs):
         """dlatents ``[N, num_styles, D]`` -> images ``[N, C, R, R]``.
 
         ``rng``: optional ``tf.random.Generator`` for the noise when ``randomize_noise`` is on
         (None: global ``tf.random``).
         """
-        if randomize_noise is _UNSET or randomize_noise is None:
+        if randomize_noise is UNSET or randomize_noise is None:
             randomize_noise = self.randomize_noise
         dlatents = tf.cast(dlatents, tf.float32)
         x = self._input_block(dlatents, randomize_noise, rng)
-        rl = self.resolution_log2
-        if self.structure == 'fixed':
-            for r in range(3, rl + 1):
-                x = self._block(r, x, dlatents, randomize_noise, rng)
-            img = self._to_rgb(rl, x)
-        elif rl == 2:
-            img = self._to_rgb(2, x)
-        else:
-            lod_in = tf.convert_to_tensor(self.lod)
-            img = self._grow(x, 3, rl - 3, lod_in, dlatents, randomize_noise, rng)
+        img = self._synthesize(x, dlatents, randomize_noise, rng)
         return L.to_nchw(img, self.data_format)
 
 
@@ -388,38 +357,23 @@ G_STYLE_OWN_KWARGS = ('truncation_psi', 'truncation_cutoff', 'truncation_psi_val
                       'is_training', 'is_validation', 'is_template_graph', 'components')
 
 
-class GStyle(L.OfficialModel):
-    """v1 generator: mapping -> truncation / style mixing -> synthesis. Official name ``G_style``.
+class GeneratorWrapper(L.OfficialModel):
+    """What G_style (v1) and G_main (v2) share: mapping -> truncation / style mixing -> synthesis.
 
     Own variables ``lod`` and ``dlatent_avg`` (official names on purpose); components
-    ``synthesis`` (network name ``G_synthesis``) then ``mapping`` (``G_mapping``).
+    ``synthesis`` (network name ``G_synthesis``) then ``mapping`` (``G_mapping``). Subclasses
+    set ``build_func_name`` and the truncation rule ``cutoff_none_is_all_rows`` (v1: psi and
+    cutoff are both needed; v2: cutoff None truncates every row), and pass their components.
     """
 
-    build_func_name = 'G_style'
+    cutoff_none_is_all_rows = False
 
-    def __init__(self, name='G', data_format='NHWC', truncation_psi=0.7, truncation_cutoff=8,
-                 truncation_psi_val=None, truncation_cutoff_val=None, dlatent_avg_beta=0.995,
-                 style_mixing_prob=0.9, is_training=False, is_validation=False,
-                 is_template_graph=False, components=None, static_kwargs=None, **kwargs):
-        super().__init__(name, static_kwargs if static_kwargs is not None else kwargs,
-                         data_format)
-        self.defaults = dict(truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                             truncation_psi_val=truncation_psi_val,
-                             truncation_cutoff_val=truncation_cutoff_val,
-                             dlatent_avg_beta=dlatent_avg_beta,
-                             style_mixing_prob=style_mixing_prob, is_training=is_training,
-                             is_validation=is_validation)
-        components = dict(components or {})
-        synthesis = components.get('synthesis') or SynthesisV1(
-            name='G_synthesis', data_format=data_format, static_kwargs=kwargs, **kwargs)
+    def __init__(self, name, data_format, static_kwargs, synthesis, make_mapping, defaults):
+        super().__init__(name, static_kwargs, data_format)
+        self.defaults = dict(defaults)
         self.num_layers = synthesis.input_shapes[0][1]
         dlatent_size = synthesis.input_shapes[0][2]
-        mapping = components.get('mapping')
-        if mapping is None:
-            mapping_kwargs = {'dlatent_broadcast': self.num_layers,
-                              **{k: v for k, v in kwargs.items() if k != 'dlatent_broadcast'}}
-            mapping = MappingV1(name='G_mapping', data_format=data_format,
-                                static_kwargs=mapping_kwargs, **mapping_kwargs)
+        mapping = make_mapping(self.num_layers)
         self.synthesis, self.mapping = synthesis, mapping
         self.components = collections.OrderedDict([('synthesis', synthesis),
                                                    ('mapping', mapping)])
@@ -431,11 +385,12 @@ class GStyle(L.OfficialModel):
         self.finish_init()
 
     def resolve_kwargs(self, dynamic: dict) -> dict:
-        """Official-default, then static, then dynamic values of G_style's own options."""
+        """Official-default, then static, then dynamic values of the wrapper's own options."""
         opts = dict(self.defaults)
-        opts.update({k: v for k, v in dynamic.items() if k in opts and v is not _UNSET})
+        opts.update({k: v for k, v in dynamic.items() if k in opts and v is not UNSET})
         if opts['is_training'] and opts['is_validation']:
-            raise ValueError('G_style: is_training and is_validation are mutually exclusive')
+            raise ValueError(f'{self.build_func_name}: is_training and is_validation are '
+                             'mutually exclusive')
         if opts['is_validation']:
             opts['truncation_psi'] = opts['truncation_psi_val']
             opts['truncation_cutoff'] = opts['truncation_cutoff_val']
@@ -448,51 +403,45 @@ class GStyle(L.OfficialModel):
             opts['style_mixing_prob'] = None
         if training or (psi is not None and _is_py(psi) and psi == 1):
             opts['truncation_psi'] = None
-        if training or (cutoff is not None and _is_py(cutoff) and cutoff <= 0):
+        if training or (not self.cutoff_none_is_all_rows and cutoff is not None
+                        and _is_py(cutoff) and cutoff <= 0):
             opts['truncation_cutoff'] = None
         return opts
 
-    def call(self, latents, labels=None, truncation_psi=_UNSET, truncation_cutoff=_UNSET,
-             truncation_psi_val=_UNSET, truncation_cutoff_val=_UNSET, dlatent_avg_beta=_UNSET,
-             style_mixing_prob=_UNSET, is_training=_UNSET, is_validation=_UNSET,
-             randomize_noise=_UNSET, rng=None, **_kwargs):
-        """latents ``[N, latent_size]``, labels ``[N, label_size]`` or None -> ``[N, C, R, R]``.
+    def _generate(self, latents, labels, opts, randomize_noise, rng):
+        """(images ``[N, C, R, R]``, dlatents ``[N, L, D]`` fed to synthesis) for resolved opts.
 
         ``rng``: optional ``tf.random.Generator`` for every random draw (style-mixing z2, mixing
         coin and cutoff, per-layer noise); None uses global ``tf.random``.
         """
-        opts = self.resolve_kwargs(dict(
-            truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-            truncation_psi_val=truncation_psi_val, truncation_cutoff_val=truncation_cutoff_val,
-            dlatent_avg_beta=dlatent_avg_beta, style_mixing_prob=style_mixing_prob,
-            is_training=is_training, is_validation=is_validation))
         latents = tf.cast(latents, tf.float32)
-        labels = _labels_or_zeros(labels, tf.shape(latents)[0], self.mapping.label_size)
-        dlatents = self.mapping(latents, labels)                      # [N, L, D]
+        labels = labels_or_zeros(labels, tf.shape(latents)[0], self.mapping.label_size)
+        dlatents = tf.cast(self.mapping(latents, labels), tf.float32)     # [N, L, D]
 
         if opts['dlatent_avg_beta'] is not None:
             batch_avg = tf.reduce_mean(dlatents[:, 0], axis=0)
             self.dlatent_avg.assign(L.lerp(batch_avg, self.dlatent_avg, opts['dlatent_avg_beta']))
         if opts['style_mixing_prob'] is not None:
-            dlatents = self._style_mix(latents, labels, dlatents, opts['style_mixing_prob'],
-                                       rng)
-        if opts['truncation_psi'] is not None and opts['truncation_cutoff'] is not None:
-            dlatents = self.truncate(dlatents, opts['truncation_psi'], opts['truncation_cutoff'])
+            dlatents = self._style_mix(latents, labels, dlatents, opts['style_mixing_prob'], rng)
+        psi, cutoff = opts['truncation_psi'], opts['truncation_cutoff']
+        if psi is not None and (cutoff is not None or self.cutoff_none_is_all_rows):
+            dlatents = self.truncate(dlatents, psi, cutoff)
 
-        self.synthesis.lod.assign(self.lod)
-        syn_kwargs = {} if randomize_noise is _UNSET else {'randomize_noise': randomize_noise}
-        return self.synthesis(dlatents, rng=rng, **syn_kwargs)
+        if hasattr(self.synthesis, 'lod'):          # v2's config-e/f synthesis has no lod
+            self.synthesis.lod.assign(self.lod)
+        syn_kwargs = {} if randomize_noise is UNSET else {'randomize_noise': randomize_noise}
+        return self.synthesis(dlatents, rng=rng, **syn_kwargs), dlatents
 
-    def truncate(self, dlatents, psi, cutoff):
-        """``avg + (w - avg) * c`` with ``c = psi`` on rows ``< cutoff`` and 1 elsewhere."""
+    def truncate(self, dlatents, psi, cutoff=None):
+        """``avg + (w - avg) * c``: ``c = psi`` on rows ``< cutoff`` (all rows if None), else 1."""
         layer_idx = np.arange(self.num_layers)[np.newaxis, :, np.newaxis]
         ones = np.ones(layer_idx.shape, dtype=np.float32)
-        coefs = tf.where(layer_idx < cutoff, psi * ones, ones)
+        coefs = psi * ones if cutoff is None else tf.where(layer_idx < cutoff, psi * ones, ones)
         return L.lerp(self.dlatent_avg, dlatents, coefs)
 
     def _style_mix(self, latents, labels, dlatents, prob, rng=None):
         latents2 = random_normal(tf.shape(latents), rng)
-        dlatents2 = self.mapping(latents2, labels)
+        dlatents2 = tf.cast(self.mapping(latents2, labels), tf.float32)
         layer_idx = np.arange(self.num_layers)[np.newaxis, :, np.newaxis]
         cur_layers = self.num_layers - tf.cast(tf.convert_to_tensor(self.lod), tf.int32) * 2
         # The coin and the cutoff are drawn unconditionally (like the official graph), so the
@@ -504,6 +453,50 @@ class GStyle(L.OfficialModel):
                         dlatents, dlatents2)
 
 
+class GStyle(GeneratorWrapper):
+    """v1 generator (official ``G_style``): truncation needs both psi and cutoff."""
+
+    build_func_name = 'G_style'
+
+    def __init__(self, name='G', data_format='NHWC', truncation_psi=0.7, truncation_cutoff=8,
+                 truncation_psi_val=None, truncation_cutoff_val=None, dlatent_avg_beta=0.995,
+                 style_mixing_prob=0.9, is_training=False, is_validation=False,
+                 is_template_graph=False, components=None, static_kwargs=None, **kwargs):
+        del is_template_graph
+        components = dict(components or {})
+        synthesis = components.get('synthesis') or SynthesisV1(
+            name='G_synthesis', data_format=data_format, static_kwargs=kwargs, **kwargs)
+
+        def make_mapping(num_layers):
+            if components.get('mapping') is not None:
+                return components['mapping']
+            mapping_kwargs = {'dlatent_broadcast': num_layers,
+                              **{k: v for k, v in kwargs.items() if k != 'dlatent_broadcast'}}
+            return MappingV1(name='G_mapping', data_format=data_format,
+                             static_kwargs=mapping_kwargs, **mapping_kwargs)
+
+        super().__init__(name, data_format, static_kwargs if static_kwargs is not None else kwargs,
+                         synthesis, make_mapping, dict(
+                             truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                             truncation_psi_val=truncation_psi_val,
+                             truncation_cutoff_val=truncation_cutoff_val,
+                             dlatent_avg_beta=dlatent_avg_beta,
+                             style_mixing_prob=style_mixing_prob, is_training=is_training,
+                             is_validation=is_validation))
+
+    def call(self, latents, labels=None, truncation_psi=UNSET, truncation_cutoff=UNSET,
+             truncation_psi_val=UNSET, truncation_cutoff_val=UNSET, dlatent_avg_beta=UNSET,
+             style_mixing_prob=UNSET, is_training=UNSET, is_validation=UNSET,
+             randomize_noise=UNSET, rng=None, **_kwargs):
+        """latents ``[N, latent_size]``, labels ``[N, label_size]`` or None -> ``[N, C, R, R]``."""
+        opts = self.resolve_kwargs(dict(
+            truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+            truncation_psi_val=truncation_psi_val, truncation_cutoff_val=truncation_cutoff_val,
+            dlatent_avg_beta=dlatent_avg_beta, style_mixing_prob=style_mixing_prob,
+            is_training=is_training, is_validation=is_validation))
+        return self._generate(latents, labels, opts, randomize_noise, rng)[0]
+
+
 def _is_py(value) -> bool:
     return not tf.is_tensor(value)
 
@@ -511,7 +504,7 @@ def _is_py(value) -> bool:
 # ------------------------------------------------------------------------------------------------
 # Discriminator (spec 3.4).
 
-class DBasic(L.OfficialModel):
+class DBasic(L.ProgressiveDiscriminator, L.OfficialModel):
     """v1 discriminator images ``[N, C, R, R]`` (NCHW), labels -> scores ``[N, 1]``.
 
     Variable names (``lod``, ``FromRGB_lodK/*``, ``RxR/Conv0``, ``RxR/Conv1_down``, ``4x4/Conv``,
@@ -526,16 +519,16 @@ class DBasic(L.OfficialModel):
                  mbstd_num_features=1, dtype='float32', fused_scale='auto',
                  blur_filter=(1, 2, 1), structure='auto', static_kwargs=None, **_kwargs):
         super().__init__(name, static_kwargs or {}, data_format)
-        _check_dtype(dtype, name)
+        check_dtype(dtype, name)
         if fused_scale not in (True, False, 'auto'):
             raise ValueError(f'{name}: fused_scale must be True, False or "auto", '
                              f'got {fused_scale!r}')
-        rl = self.resolution_log2 = _resolution_log2(resolution)
+        rl = self.resolution_log2 = resolution_log2(resolution)
         nf = _nf_v1(fmap_base, fmap_decay, fmap_max)
         df = self.data_format
         self.num_channels, self.resolution, self.label_size = num_channels, resolution, label_size
         self.mbstd_group_size, self.mbstd_num_features = mbstd_group_size, mbstd_num_features
-        self.structure = _check_structure(structure, name)
+        self.structure = check_structure(structure, name)
         self.blur = L.blur_kernel(blur_filter) if blur_filter else None
         self.act = L.activation(nonlinearity)
 
@@ -593,39 +586,13 @@ class DBasic(L.OfficialModel):
         x = self.act(self.dense0[1](self.dense0[0](x)))
         return self.dense1[1](self.dense1[0](x))
 
-    def _grow(self, r, lod, lod_in, images):
-        """Official 'recursive' structure: features at ``2**r`` entering block ``r``'s output."""
-        def from_image():
-            return self._from_rgb(r, L.downscale2d(images, self.data_format, 2 ** lod))
-
-        def deeper():
-            return self._grow(r + 1, lod - 1, lod_in, images)
-
-        x = tf.cond(lod_in < lod, deeper, from_image) if lod > 0 else from_image()
-        if r == 2:
-            return x
-        x = self._block(r, x)
-
-        def blend():
-            lower = self._from_rgb(r - 1, L.downscale2d(images, self.data_format, 2 ** (lod + 1)))
-            return L.lerp(x, lower, lod_in - lod)
-
-        return tf.cond(lod_in > lod, blend, lambda: x)
-
     def call(self, images, labels=None, **_kwargs):
         # images: [N, C, R, R] (NCHW) -> scores [N, 1]
         images = L.from_nchw(tf.cast(images, tf.float32), self.data_format)
-        rl = self.resolution_log2
-        if self.structure == 'fixed' or rl == 2:
-            x = self._from_rgb(rl, images)
-            for r in range(rl, 2, -1):
-                x = self._block(r, x)
-        else:
-            lod_in = tf.convert_to_tensor(self.lod)
-            x = self._grow(2, rl - 2, lod_in, images)
+        x = self._discriminate(images)
         scores = self._head(x)
         if self.label_size:
-            labels = _labels_or_zeros(labels, tf.shape(scores)[0], self.label_size)
+            labels = labels_or_zeros(labels, tf.shape(scores)[0], self.label_size)
             scores = tf.reduce_sum(scores * labels, axis=1, keepdims=True)
         return scores
 

@@ -35,7 +35,7 @@ from tf2 import ops
 from tf2 import networks_stylegan as v1
 
 _SQRT2 = float(np.sqrt(2))
-_UNSET = v1._UNSET   # noqa: SLF001 - same "not given" marker as the v1 models
+UNSET = v1.UNSET   # the same "not given" marker as the v1 models
 
 # Implementation of the custom ops for models built without ``impl=``; read when a forward pass
 # is traced, so set it before the first call (tests switch between 'ref' and 'cpp' this way).
@@ -314,7 +314,7 @@ class MappingV2(L.OfficialModel):
                  mapping_nonlinearity='lrelu', normalize_latents=True, dtype='float32',
                  static_kwargs=None, **_kwargs):
         super().__init__(name, static_kwargs or {}, data_format)
-        v1._check_dtype(dtype, name)     # noqa: SLF001
+        v1.check_dtype(dtype, name)
         self.impl = impl
         self.cfg = cfg = _config(data_format, impl)
         act = _check_act(mapping_nonlinearity, name)
@@ -323,7 +323,7 @@ class MappingV2(L.OfficialModel):
         self.normalize_latents = normalize_latents
         if label_size:
             self.label_concat = self.track_layer(
-                v1._LabelConcat(label_size, latent_size))      # noqa: SLF001 (same layer as v1)
+                v1.LabelConcat(label_size, latent_size))  # the same layer as v1
         fan_in = latent_size * 2 if label_size else latent_size
         self.dense_layers = []
         for i in range(mapping_layers):
@@ -340,7 +340,7 @@ class MappingV2(L.OfficialModel):
         # latents: [N, latent_size] -> dlatents [N, dlatent_broadcast, dlatent_size]
         x = tf.cast(latents, tf.float32)
         if self.label_size:
-            labels = v1._labels_or_zeros(labels, tf.shape(x)[0], self.label_size)  # noqa: SLF001
+            labels = v1.labels_or_zeros(labels, tf.shape(x)[0], self.label_size)
             x = tf.concat([x, self.label_concat(labels)], axis=1)
         if self.normalize_latents:
             x = L.pixel_norm(x, axis=1)
@@ -360,12 +360,12 @@ class _SynthesisBase(L.OfficialModel):
     def _setup(self, name, impl, dlatent_size, num_channels, resolution, fmap_base, fmap_decay,
                fmap_min, fmap_max, randomize_noise, nonlinearity, dtype, resample_kernel,
                fused_modconv):
-        v1._check_dtype(dtype, name)     # noqa: SLF001
+        v1.check_dtype(dtype, name)
         self.impl = impl
         self.cfg = _config(self.data_format, impl, fused_modconv=bool(fused_modconv),
                            resample_kernel=list(resample_kernel))
         self.act = _check_act(nonlinearity, name)
-        self.resolution_log2 = v1._resolution_log2(resolution)  # noqa: SLF001
+        self.resolution_log2 = v1.resolution_log2(resolution)
         self.nf = _nf_v2(fmap_base, fmap_decay, fmap_min, fmap_max)
         self.num_layers = self.resolution_log2 * 2 - 2
         self.dlatent_size, self.num_channels = dlatent_size, num_channels
@@ -412,7 +412,7 @@ class _SynthesisBase(L.OfficialModel):
         return self._layer(c1, x, dlatents, randomize_noise, rng)
 
     def _resolve_noise(self, randomize_noise):
-        if randomize_noise is _UNSET or randomize_noise is None:
+        if randomize_noise is UNSET or randomize_noise is None:
             return self.randomize_noise
         return randomize_noise
 
@@ -463,7 +463,7 @@ class SynthesisStyleGAN2(_SynthesisBase):
         self.output_shapes = [[None, num_channels, resolution, resolution]]
         self.finish_init()
 
-    def call(self, dlatents, randomize_noise=_UNSET, rng=None, **_kwargs):
+    def call(self, dlatents, randomize_noise=UNSET, rng=None, **_kwargs):
         """dlatents ``[N, L, D]`` -> images ``[N, C, R, R]``.
 
         ``rng``: optional ``tf.random.Generator`` for the noise when ``randomize_noise`` is on.
@@ -486,7 +486,7 @@ class SynthesisStyleGAN2(_SynthesisBase):
         return L.to_nchw(y, df)
 
 
-class SynthesisStyleGANRevised(_SynthesisBase):
+class SynthesisStyleGANRevised(L.ProgressiveSynthesis, _SynthesisBase):
     """``G_synthesis_stylegan_revised`` (configs b-d): v2 modulated layers with v1 progressive
     growing (``lod``, ``ToRGB_lod*`` at every resolution, nearest upsampling of images).
 
@@ -506,7 +506,7 @@ class SynthesisStyleGANRevised(_SynthesisBase):
         self._setup(name, impl, dlatent_size, num_channels, resolution, fmap_base, fmap_decay,
                     fmap_min, fmap_max, randomize_noise, nonlinearity, dtype, resample_kernel,
                     fused_modconv)
-        self.structure = v1._check_structure(structure, name)   # noqa: SLF001
+        self.structure = v1.check_structure(structure, name)
         rl, nf = self.resolution_log2, self.nf
         fixed = self.structure == 'fixed'
 
@@ -524,59 +524,27 @@ class SynthesisStyleGANRevised(_SynthesisBase):
         self.output_shapes = [[None, num_channels, resolution, resolution]]
         self.finish_init()
 
-    def _upscale_to_full(self, img, r):
-        return L.upscale2d(img, self.data_format, 2 ** (self.resolution_log2 - r))
+    def _rgb(self, r, x, dlatents):
+        return self.torgb[r](x, dlatents)
 
-    def _grow(self, x, r, lod, lod_in, dlatents, randomize_noise, rng):
-        """Official 'recursive' structure: the image of blocks ``r..`` given block ``r-1``'s x."""
-        y = self._run_block(r, x, dlatents, randomize_noise, rng)
-
-        def plain():
-            return self._upscale_to_full(self.torgb[r](y, dlatents), r)
-
-        def blend():
-            lower = L.upscale2d(self.torgb[r - 1](x, dlatents), self.data_format)
-            return self._upscale_to_full(
-                L.lerp(self.torgb[r](y, dlatents), lower, lod_in - lod), r)
-
-        def deeper():
-            return self._grow(y, r + 1, lod - 1, lod_in, dlatents, randomize_noise, rng)
-
-        img = lambda: tf.cond(lod_in > lod, blend, plain)   # noqa: E731
-        if lod > 0:
-            return tf.cond(lod_in < lod, deeper, img)
-        return img()
-
-    def call(self, dlatents, randomize_noise=_UNSET, rng=None, **_kwargs):
+    def call(self, dlatents, randomize_noise=UNSET, rng=None, **_kwargs):
         """dlatents ``[N, L, D]`` -> images ``[N, C, R, R]`` at the current ``lod``."""
         randomize_noise = self._resolve_noise(randomize_noise)
         dlatents = tf.cast(dlatents, tf.float32)
         x = self._input(dlatents, randomize_noise, rng)
-        rl = self.resolution_log2
-        if self.structure == 'fixed':
-            for r in range(3, rl + 1):
-                x = self._run_block(r, x, dlatents, randomize_noise, rng)
-            img = self.torgb[rl](x, dlatents)
-        elif rl == 2:
-            img = self.torgb[2](x, dlatents)
-        else:
-            lod_in = tf.convert_to_tensor(self.lod)
-            img = self._grow(x, 3, rl - 3, lod_in, dlatents, randomize_noise, rng)
+        img = self._synthesize(x, dlatents, randomize_noise, rng)
         return L.to_nchw(img, self.data_format)
 
 
 # ------------------------------------------------------------------------------------------------
 # G_main wrapper (spec 4.3).
 
-class GMain(L.OfficialModel):
-    """v2 generator: mapping -> truncation / style mixing -> synthesis (official ``G_main``).
-
-    Own variables ``lod`` and ``dlatent_avg`` (official names on purpose); components
-    ``synthesis`` (``G_synthesis``) then ``mapping`` (``G_mapping``). Default truncation: psi 0.5
-    on all rows (``truncation_cutoff=None``).
-    """
+class GMain(v1.GeneratorWrapper):
+    """v2 generator (official ``G_main``): default truncation psi 0.5 on all rows
+    (``truncation_cutoff=None``), ``return_dlatents``, and a choice of synthesis network."""
 
     build_func_name = 'G_main'
+    cutoff_none_is_all_rows = True
 
     def __init__(self, name='G', data_format='NHWC', impl=None, truncation_psi=0.5,
                  truncation_cutoff=None, truncation_psi_val=None, truncation_cutoff_val=None,
@@ -584,16 +552,7 @@ class GMain(L.OfficialModel):
                  is_validation=False, return_dlatents=False, is_template_graph=False,
                  components=None, mapping_func='G_mapping',
                  synthesis_func='G_synthesis_stylegan2', static_kwargs=None, **kwargs):
-        super().__init__(name, static_kwargs if static_kwargs is not None else kwargs,
-                         data_format)
         del is_template_graph
-        self.impl = impl
-        self.defaults = dict(truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                             truncation_psi_val=truncation_psi_val,
-                             truncation_cutoff_val=truncation_cutoff_val,
-                             dlatent_avg_beta=dlatent_avg_beta,
-                             style_mixing_prob=style_mixing_prob, is_training=is_training,
-                             is_validation=is_validation, return_dlatents=return_dlatents)
         components = dict(components or {})
         synthesis = components.get('synthesis')
         if synthesis is None:
@@ -603,105 +562,41 @@ class GMain(L.OfficialModel):
             synthesis = SYNTHESIS_FUNCS[synthesis_func](
                 name='G_synthesis', data_format=data_format, impl=impl, static_kwargs=kwargs,
                 **kwargs)
-        self.num_layers = synthesis.input_shapes[0][1]
-        dlatent_size = synthesis.input_shapes[0][2]
-        mapping = components.get('mapping')
-        if mapping is None:
-            if mapping_func != 'G_mapping':
-                raise ValueError(f'{name}: unknown mapping_func {mapping_func!r}')
-            mapping_kwargs = {'dlatent_broadcast': self.num_layers,
+        if components.get('mapping') is None and mapping_func != 'G_mapping':
+            raise ValueError(f'{name}: unknown mapping_func {mapping_func!r}')
+
+        def make_mapping(num_layers):
+            if components.get('mapping') is not None:
+                return components['mapping']
+            mapping_kwargs = {'dlatent_broadcast': num_layers,
                               **{k: v for k, v in kwargs.items() if k != 'dlatent_broadcast'}}
-            mapping = MappingV2(name='G_mapping', data_format=data_format, impl=impl,
-                                static_kwargs=mapping_kwargs, **mapping_kwargs)
-        self.synthesis, self.mapping = synthesis, mapping
-        self.components = collections.OrderedDict([('synthesis', synthesis),
-                                                   ('mapping', mapping)])
-        self.lod = self.add_official_variable('lod', [], 'zeros', trainable=False)
-        self.dlatent_avg = self.add_official_variable('dlatent_avg', [dlatent_size], 'zeros',
-                                                      trainable=False)
-        self.input_shapes = mapping.input_shapes
-        self.output_shapes = synthesis.output_shapes
-        self.finish_init()
+            return MappingV2(name='G_mapping', data_format=data_format, impl=impl,
+                             static_kwargs=mapping_kwargs, **mapping_kwargs)
 
-    def resolve_kwargs(self, dynamic: dict) -> dict:
-        """Official-default, then static, then dynamic values of G_main's own options."""
-        opts = dict(self.defaults)
-        opts.update({k: v for k, v in dynamic.items() if k in opts and v is not _UNSET})
-        if opts['is_training'] and opts['is_validation']:
-            raise ValueError('G_main: is_training and is_validation are mutually exclusive')
-        if opts['is_validation']:
-            opts['truncation_psi'] = opts['truncation_psi_val']
-            opts['truncation_cutoff'] = opts['truncation_cutoff_val']
-        training = opts['is_training']
-        beta, prob = opts['dlatent_avg_beta'], opts['style_mixing_prob']
-        psi = opts['truncation_psi']
-        if not training or (beta is not None and v1._is_py(beta) and beta == 1):  # noqa: SLF001
-            opts['dlatent_avg_beta'] = None
-        if not training or (prob is not None and v1._is_py(prob) and prob <= 0):  # noqa: SLF001
-            opts['style_mixing_prob'] = None
-        if training or (psi is not None and v1._is_py(psi) and psi == 1):   # noqa: SLF001
-            opts['truncation_psi'] = None
-        if training:
-            opts['truncation_cutoff'] = None
-        return opts
+        super().__init__(name, data_format, static_kwargs if static_kwargs is not None else kwargs,
+                         synthesis, make_mapping, dict(
+                             truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                             truncation_psi_val=truncation_psi_val,
+                             truncation_cutoff_val=truncation_cutoff_val,
+                             dlatent_avg_beta=dlatent_avg_beta,
+                             style_mixing_prob=style_mixing_prob, is_training=is_training,
+                             is_validation=is_validation, return_dlatents=return_dlatents))
+        self.impl = impl
 
-    def call(self, latents, labels=None, truncation_psi=_UNSET, truncation_cutoff=_UNSET,
-             truncation_psi_val=_UNSET, truncation_cutoff_val=_UNSET, dlatent_avg_beta=_UNSET,
-             style_mixing_prob=_UNSET, is_training=_UNSET, is_validation=_UNSET,
-             return_dlatents=_UNSET, randomize_noise=_UNSET, rng=None, **_kwargs):
+    def call(self, latents, labels=None, truncation_psi=UNSET, truncation_cutoff=UNSET,
+             truncation_psi_val=UNSET, truncation_cutoff_val=UNSET, dlatent_avg_beta=UNSET,
+             style_mixing_prob=UNSET, is_training=UNSET, is_validation=UNSET,
+             return_dlatents=UNSET, randomize_noise=UNSET, rng=None, **_kwargs):
         """latents ``[N, latent_size]``, labels ``[N, label_size]`` or None -> ``[N, C, R, R]``
-        (and the dlatents fed to synthesis, ``[N, L, D]``, with ``return_dlatents=True``).
-
-        ``rng``: optional ``tf.random.Generator`` for every random draw (style-mixing z2, mixing
-        coin and cutoff, per-layer noise); None uses global ``tf.random``.
-        """
+        (and the dlatents fed to synthesis, ``[N, L, D]``, with ``return_dlatents=True``)."""
         opts = self.resolve_kwargs(dict(
             truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
             truncation_psi_val=truncation_psi_val, truncation_cutoff_val=truncation_cutoff_val,
             dlatent_avg_beta=dlatent_avg_beta, style_mixing_prob=style_mixing_prob,
             is_training=is_training, is_validation=is_validation,
             return_dlatents=return_dlatents))
-        latents = tf.cast(latents, tf.float32)
-        labels = v1._labels_or_zeros(labels, tf.shape(latents)[0],   # noqa: SLF001
-                                     self.mapping.label_size)
-        dlatents = tf.cast(self.mapping(latents, labels), tf.float32)     # [N, L, D]
-
-        if opts['dlatent_avg_beta'] is not None:
-            batch_avg = tf.reduce_mean(dlatents[:, 0], axis=0)
-            self.dlatent_avg.assign(L.lerp(batch_avg, self.dlatent_avg, opts['dlatent_avg_beta']))
-        if opts['style_mixing_prob'] is not None:
-            dlatents = self._style_mix(latents, labels, dlatents, opts['style_mixing_prob'], rng)
-        if opts['truncation_psi'] is not None:
-            dlatents = self.truncate(dlatents, opts['truncation_psi'], opts['truncation_cutoff'])
-
-        if hasattr(self.synthesis, 'lod'):
-            self.synthesis.lod.assign(self.lod)
-        syn_kwargs = {} if randomize_noise is _UNSET else {'randomize_noise': randomize_noise}
-        images = self.synthesis(dlatents, rng=rng, **syn_kwargs)
+        images, dlatents = self._generate(latents, labels, opts, randomize_noise, rng)
         return (images, dlatents) if opts['return_dlatents'] else images
-
-    def truncate(self, dlatents, psi, cutoff=None):
-        """``avg + (w - avg) * c``: ``c = psi`` on rows ``< cutoff`` (all rows if None), else 1."""
-        layer_idx = np.arange(self.num_layers)[np.newaxis, :, np.newaxis]
-        ones = np.ones(layer_idx.shape, dtype=np.float32)
-        if cutoff is None:
-            coefs = psi * ones
-        else:
-            coefs = tf.where(layer_idx < cutoff, psi * ones, ones)
-        return L.lerp(self.dlatent_avg, dlatents, coefs)
-
-    def _style_mix(self, latents, labels, dlatents, prob, rng=None):
-        latents2 = v1.random_normal(tf.shape(latents), rng)
-        dlatents2 = tf.cast(self.mapping(latents2, labels), tf.float32)
-        layer_idx = np.arange(self.num_layers)[np.newaxis, :, np.newaxis]
-        cur_layers = self.num_layers - tf.cast(tf.convert_to_tensor(self.lod), tf.int32) * 2
-        # Coin and cutoff are both drawn every time, so the generator's state advances the same
-        # way whatever the coin says (resumable random stream).
-        coin = v1.random_uniform([], 0.0, 1.0, rng)
-        mixed_cutoff = v1.random_uniform([], 1, cur_layers, rng, dtype=tf.int32)
-        cutoff = tf.where(coin < prob, mixed_cutoff, cur_layers)
-        return tf.where(tf.broadcast_to(layer_idx < cutoff, tf.shape(dlatents)),
-                        dlatents, dlatents2)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -713,11 +608,11 @@ class _DiscriminatorBase(L.OfficialModel):
     def _setup(self, name, impl, num_channels, resolution, label_size, fmap_base, fmap_decay,
                fmap_min, fmap_max, nonlinearity, mbstd_group_size, mbstd_num_features, dtype,
                resample_kernel):
-        v1._check_dtype(dtype, name)     # noqa: SLF001
+        v1.check_dtype(dtype, name)
         self.impl = impl
         self.cfg = _config(self.data_format, impl, resample_kernel=list(resample_kernel))
         self.act = _check_act(nonlinearity, name)
-        self.resolution_log2 = v1._resolution_log2(resolution)  # noqa: SLF001
+        self.resolution_log2 = v1.resolution_log2(resolution)
         self.nf = _nf_v2(fmap_base, fmap_decay, fmap_min, fmap_max)
         self.num_channels, self.resolution, self.label_size = num_channels, resolution, label_size
         self.mbstd_group_size, self.mbstd_num_features = mbstd_group_size, mbstd_num_features
@@ -749,7 +644,7 @@ class _DiscriminatorBase(L.OfficialModel):
         x = L.to_nchw(x, self.data_format)     # official dense flattens NCHW (channel-major)
         scores = self.output_layer(self.dense0(x))
         if self.label_size:
-            labels = v1._labels_or_zeros(labels, tf.shape(scores)[0],   # noqa: SLF001
+            labels = v1.labels_or_zeros(labels, tf.shape(scores)[0],
                                          self.label_size)
             scores = tf.reduce_sum(scores * labels, axis=1, keepdims=True)
         return scores
@@ -814,7 +709,7 @@ class DStyleGAN2(_DiscriminatorBase):
         return self._head(x, labels)
 
 
-class DStyleGAN(_DiscriminatorBase):
+class DStyleGAN(L.ProgressiveDiscriminator, _DiscriminatorBase):
     """``D_stylegan`` (configs b-d): v2 layers with v1 progressive growing.
 
     Variables in official order: ``lod``, ``FromRGB_lod0/*``, then per resolution ``RxR/Conv0``,
@@ -833,7 +728,7 @@ class DStyleGAN(_DiscriminatorBase):
         self._setup(name, impl, num_channels, resolution, label_size, fmap_base, fmap_decay,
                     fmap_min, fmap_max, nonlinearity, mbstd_group_size, mbstd_num_features,
                     dtype, resample_kernel)
-        self.structure = v1._check_structure(structure, name)   # noqa: SLF001
+        self.structure = v1.check_structure(structure, name)
         rl, nf = self.resolution_log2, self.nf
 
         def fromrgb(r):
@@ -855,35 +750,12 @@ class DStyleGAN(_DiscriminatorBase):
         c0, c1 = self.blocks[r]
         return c1(c0(x))
 
-    def _grow(self, r, lod, lod_in, images):
-        """Official 'recursive' structure: features at ``2**r`` entering block ``r``'s output."""
-        def from_image():
-            return self.fromrgb[r](L.downscale2d(images, self.data_format, 2 ** lod))
-
-        def deeper():
-            return self._grow(r + 1, lod - 1, lod_in, images)
-
-        x = tf.cond(lod_in < lod, deeper, from_image) if lod > 0 else from_image()
-        if r == 2:
-            return x
-        x = self._block(r, x)
-
-        def blend():
-            lower = self.fromrgb[r - 1](L.downscale2d(images, self.data_format, 2 ** (lod + 1)))
-            return L.lerp(x, lower, lod_in - lod)
-
-        return tf.cond(lod_in > lod, blend, lambda: x)
+    def _from_rgb(self, r, images):
+        return self.fromrgb[r](images)
 
     def call(self, images, labels=None, **_kwargs):
         # images: [N, C, R, R] (NCHW) -> scores [N, 1]
-        images = L.from_nchw(tf.cast(images, tf.float32), self.data_format)
-        rl = self.resolution_log2
-        if self.structure == 'fixed' or rl == 2:
-            x = self.fromrgb[rl](images)
-            for r in range(rl, 2, -1):
-                x = self._block(r, x)
-        else:
-            x = self._grow(2, rl - 2, tf.convert_to_tensor(self.lod), images)
+        x = self._discriminate(L.from_nchw(tf.cast(images, tf.float32), self.data_format))
         return self._head(x, labels)
 
 
