@@ -5,8 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import (assert_user_error, expand_args, fixture_path, load_real_gs, run_script,
-                      tree_state, use_loaded_networks)
+from conftest import assert_user_error, expand_args, fixture_path, run_script, tree_state
 from dnnlib import legacy_pickle
 from editing import sefa
 from tf2 import mixing
@@ -15,6 +14,27 @@ import sefa as sefa_script
 
 D = 48                     # dlatent size of both fixtures
 L = 10                     # rows at 64 px
+
+
+# Networks from the fixtures, loaded once per process (loading takes seconds); the walk and local
+# editing tests import these too.
+_LOADED = {}
+
+
+def load_real_gs(pkl_name, impl='tf2'):
+    """Gs of a fixture pickle through ``impl`` ('tf2' or 'legacy'), cached."""
+    if (pkl_name, impl) not in _LOADED:
+        from tf2.impl import load_network
+        _LOADED[pkl_name, impl] = load_network(fixture_path(pkl_name), impl)[2]
+    return _LOADED[pkl_name, impl]
+
+
+def use_loaded_networks(monkeypatch, impl='tf2'):
+    """Makes the editing scripts (through ``mixing.load_gs``) reuse ``load_real_gs``'s networks."""
+    def load(path, impl_arg='tf2'):
+        assert impl_arg == impl
+        return load_real_gs(os.path.basename(path), impl)
+    monkeypatch.setattr(mixing, 'load_gs', load)
 
 
 def stored_weights(prefix):
