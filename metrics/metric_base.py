@@ -208,6 +208,10 @@ class Context:
                 from metrics.frechet_inception_distance import feature_statistics
                 rng = np.random.RandomState(self.seed)
                 labels = Labels(label_size(self.compared), self.reference)
+                # randomize_noise draws inside the network with TensorFlow's generator: seed it
+                # too, so that a run in a fresh process is reproducible.
+                import tensorflow as tf
+                tf.random.set_seed(self.seed)
                 features = self._extract(generated_images(self.compared, n_cmp, self.minibatch_size, rng,
                                                           labels), n_cmp, 'generated features')
                 self._memo[which] = (features,) + feature_statistics(features)

@@ -244,6 +244,9 @@ def load(path: str) -> Any:
     try:
         if _is_zip(head):
             return _load_zip(path)
+        if head[:1] != b'\x80':
+            raise TorchFileError(f'{path}: not a readable PyTorch file (neither a zip archive nor a '
+                                 'torch.save pickle)')
         with open(path, 'rb') as f:
             return _load_legacy(path, f.read())
     except TorchFileError:
