@@ -122,7 +122,7 @@ def check(ctx) -> None:
                                       'mapping with normalize_latents=True treats like N(0, I) samples')
     arg = ctx.vgg16_arg
     try:
-        if isinstance(arg, vgg16.LPIPS):
+        if hasattr(arg, 'distance'):         # an LPIPS, or any object with its distance() and weights
             ctx.lpips = arg
         elif isinstance(arg, (tuple, list)):
             ctx.lpips = vgg16.load_lpips(*arg, what=ctx.name)
