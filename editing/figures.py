@@ -28,15 +28,16 @@ def labelled_grid(cells: np.ndarray, row_labels: Sequence[str], col_labels: Sequ
     from PIL import Image, ImageDraw
     rows, cols, h, w, _ = cells.shape
     assert len(row_labels) == rows and len(col_labels) == cols, (cells.shape, row_labels, col_labels)
-    label_w = max(w, 96)
+    label_w = max(w, 96) if any(row_labels) or corner else 0
     size = max(9, min(h // 6, 14))
     f = font(size)
     probe = ImageDraw.Draw(Image.new('RGB', (1, 1)))
-    top = max(h // 3, probe.multiline_textbbox((3, 3), corner or 'd', font=f)[3] + 6)
+    head = [probe.multiline_textbbox((0, 0), t, font=f)[3] for t in [corner, *col_labels] if t]
+    top = max([h // 3] + [v + 8 for v in head])
     canvas = Image.new('RGB', (label_w + cols * w, top + rows * h), 'white')
     draw = ImageDraw.Draw(canvas)
     for j, text in enumerate(col_labels):
-        draw.text((label_w + j * w + 3, top - size - 6), text, font=f, fill=(0, 0, 0))
+        draw.multiline_text((label_w + j * w + 3, 3), text, font=f, fill=(0, 0, 0))
     draw.multiline_text((3, 3), corner, font=f, fill=(90, 90, 90))
     for i, text in enumerate(row_labels):
         draw.multiline_text((3, top + i * h + 3), text, font=f, fill=(0, 0, 0))
