@@ -2,7 +2,7 @@
 
 Reading: ``dnnlib.legacy_pickle.load`` gives plain :class:`NetworkState` objects; the network is
 rebuilt from its ``build_func_name`` and ``static_kwargs`` (never from ``build_module_src``, which
-is not even read), then every variable is assigned through :data:`NAME_TABLE`.
+is not even read), then every variable is assigned through the name rules of its registry entry.
 Writing: the same table in reverse gives :class:`NetworkState` objects in official format for
 ``dnnlib.legacy_pickle.save``.
 
@@ -10,16 +10,17 @@ The table must account for every variable on both sides: a pickle variable no ru
 rule-matched variable the Keras model lacks, a Keras variable the pickle does not provide, or a
 shape mismatch raises :class:`CheckpointError` naming the file, the network and the variable.
 
-Dispatch: top-level build functions are registered in :data:`NETWORK_MODULES` (build function
-name -> module holding Keras build functions of that name). Components are built by the module of
-their parent, which is how the two different ``G_mapping`` functions of StyleGAN and StyleGAN2
-are told apart (spec 1.3).
+Registry: every network module of :data:`NETWORK_MODULES` declares ``NETWORKS``, its build
+function names -> :class:`NetworkKind` (Keras build function, family, role, pickle state version,
+API input names, name rules). Every consumer reads that one table; a new network kind is one
+entry there. Components are built by the module of their parent, which is how the two different
+``G_mapping`` functions of StyleGAN and StyleGAN2 are told apart (spec 1.3).
 """
 
 import collections
 import importlib
 import re
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -57,54 +58,55 @@ class Rule:
         return m.expand(self.keras_name) if m else None
 
 
-_RES = r'\d+x\d+'
-_LAYER_VARS = r'(weight|bias|Noise/weight|StyleMod/weight|StyleMod/bias)'
-
-# The v1 models keep official names and layouts, so every rule is the identity; the table still
-# states exactly which names may exist in each network.
-NAME_TABLE: Dict[Tuple[str, str], Sequence[Rule]] = {
-    ('tf2.networks_stylegan', 'G_style'): [Rule(r'lod'), Rule(r'dlatent_avg')],
-    ('tf2.networks_stylegan', 'G_mapping'): [
-        Rule(r'LabelConcat/weight'), Rule(r'Dense\d+/(weight|bias)')],
-    ('tf2.networks_stylegan', 'G_synthesis'): [
-        Rule(r'lod'), Rule(r'noise\d+'), Rule(r'4x4/Const/const'),
-        Rule(rf'4x4/(Const|Dense|Conv)/{_LAYER_VARS}'),
-        Rule(rf'{_RES}/(Conv0_up|Conv1)/{_LAYER_VARS}'),
-        Rule(r'ToRGB_lod\d+/(weight|bias)')],
-    ('tf2.networks_stylegan', 'D_basic'): [
-        Rule(r'lod'), Rule(r'FromRGB_lod\d+/(weight|bias)'),
-        Rule(rf'{_RES}/(Conv0|Conv1_down)/(weight|bias)'),
-        Rule(r'4x4/(Conv|Dense0|Dense1)/(weight|bias)')],
-}
-
-# Top-level build function name -> module with Keras build functions of the same names.
-NETWORK_MODULES: Dict[str, str] = {
-    'G_style': 'tf2.networks_stylegan',
-    'G_synthesis': 'tf2.networks_stylegan',
-    'D_basic': 'tf2.networks_stylegan',
-    'G_main': 'tf2.networks_stylegan2',
-    'G_synthesis_stylegan2': 'tf2.networks_stylegan2',
-    'G_synthesis_stylegan_revised': 'tf2.networks_stylegan2',
-    'D_stylegan2': 'tf2.networks_stylegan2',
-    'D_stylegan': 'tf2.networks_stylegan2',
-}
+class NetworkKind(NamedTuple):
+    """What every consumer needs to know of one official build function."""
+    build: Callable                 # Keras build function: (name=, data_format=, **official kwargs)
+    family: str                     # 'stylegan' or 'stylegan2'
+    role: str                       # 'G', 'G_mapping', 'G_synthesis' or 'D'
+    state_version: int              # pickle state version it is written with (3 or 4)
+    input_names: Tuple[str, ...]    # official API input names, in order
+    rules: Sequence[Rule]           # name table of its own variables
 
 
-def register_rules(module_name: str, build_func_name: str, rules: Sequence[Rule]):
-    """Adds the name table of one build function (used by ``tf2/networks_stylegan2.py``)."""
-    NAME_TABLE[(module_name, build_func_name)] = list(rules)
+# The modules holding Keras networks; each declares NETWORKS = {build_func_name: NetworkKind}.
+NETWORK_MODULES: Tuple[str, ...] = ('tf2.networks_stylegan', 'tf2.networks_stylegan2')
+
+
+def network_kind(module_name: str, build_func_name: str, where: str = '<memory>') -> NetworkKind:
+    """The registry entry of a build function of ``module_name``."""
+    kinds = getattr(_import(module_name, build_func_name, where), 'NETWORKS', {})
+    if build_func_name not in kinds:
+        raise CheckpointError(f'{where}: unknown build function {build_func_name!r} in '
+                              f'{module_name}; known: {sorted(kinds)}')
+    return kinds[build_func_name]
+
+
+def kind_of(model) -> NetworkKind:
+    """The registry entry of a Keras network model."""
+    return network_kind(type(model).__module__, model.build_func_name, model.name)
+
+
+def module_for_build_func(build_func_name: str, version: int, where: str = '<memory>') -> str:
+    """The module of a top-level network: the one whose registry has the name. ``G_mapping`` is
+    in both; a stand-alone one is StyleGAN2's when its file says state version 4 or later."""
+    owners = [m for m in NETWORK_MODULES
+              if build_func_name in getattr(_import(m, build_func_name, where), 'NETWORKS', {})]
+    if not owners:
+        raise CheckpointError(f'{where}: unknown build function {build_func_name!r}; '
+                              f'known: {_all_build_func_names(where)}')
+    owners.sort(key=lambda m: network_kind(m, build_func_name).state_version)
+    fitting = [m for m in owners if network_kind(m, build_func_name).state_version <= version]
+    return fitting[-1] if fitting else owners[0]
+
+
+def _all_build_func_names(where: str):
+    return sorted({n for m in NETWORK_MODULES for n in _import(m, m, where).NETWORKS})
 
 
 def _module_for(state: NetworkState, parent_module: Optional[str], where: str) -> str:
     if parent_module is not None:
         return parent_module
-    name = state.build_func_name
-    if name == 'G_mapping':   # a stand-alone mapping: StyleGAN2's files are version 4
-        return 'tf2.networks_stylegan2' if state.version >= 4 else 'tf2.networks_stylegan'
-    if name not in NETWORK_MODULES:
-        raise CheckpointError(f'{where}: unknown build function {name!r} of network '
-                              f'{state.name!r}; known: {sorted(NETWORK_MODULES)}')
-    return NETWORK_MODULES[name]
+    return module_for_build_func(state.build_func_name, state.version, where)
 
 
 def _import(module_name: str, build_func_name: str, where: str):
@@ -118,11 +120,7 @@ def _import(module_name: str, build_func_name: str, where: str):
 
 
 def _rules_for(module_name: str, build_func_name: str, where: str) -> Sequence[Rule]:
-    key = (module_name, build_func_name)
-    if key not in NAME_TABLE:
-        raise CheckpointError(f'{where}: no variable name table for {build_func_name!r} '
-                              f'in {module_name}')
-    return NAME_TABLE[key]
+    return network_kind(module_name, build_func_name, where).rules
 
 
 def _map_names(names, rules, where, net_name) -> Dict[str, Tuple[str, Rule]]:
@@ -157,11 +155,7 @@ def model_from_state(state: NetworkState, name: Optional[str] = None, data_forma
         CheckpointError: unknown build function, or variables that do not correspond.
     """
     module_name = _module_for(state, _parent_module, where)
-    module = _import(module_name, state.build_func_name, where)
-    build = getattr(module, 'BUILD_FUNCS', {}).get(state.build_func_name)
-    if build is None:
-        raise CheckpointError(f'{where}: unknown build function {state.build_func_name!r} of '
-                              f'network {state.name!r} in {module_name}')
+    build = network_kind(module_name, state.build_func_name, where).build
     components = {key: model_from_state(comp, data_format=data_format, where=where,
                                         _parent_module=module_name)
                   for key, comp in state.components.items()}
@@ -228,16 +222,13 @@ def networks_from_pickle(path: str, data_format: str = 'NHWC'):
 # ------------------------------------------------------------------------------------------------
 # Keras model -> pickle state.
 
-DEFAULT_STATE_VERSION = {'tf2.networks_stylegan': 3, 'tf2.networks_stylegan2': 4}
-
-
 def state_from_model(model, name: Optional[str] = None) -> NetworkState:
     """Official-format state of a Keras model (own variables and components, recursively).
 
     Values are copied, so later training does not change the returned state.
     """
-    module_name = type(model).__module__
-    rules = _rules_for(module_name, model.build_func_name, model.name)
+    kind = kind_of(model)
+    rules = kind.rules
     keras_vars = model.own_official_variables()
     mapped = _map_names(keras_vars.keys(), rules, 'Keras model', model.name)
     variables = collections.OrderedDict()
@@ -247,7 +238,7 @@ def state_from_model(model, name: Optional[str] = None) -> NetworkState:
         variables[name_] = np.array(rule.from_keras(keras_vars[name_].numpy()), dtype=np.float32)
     components = collections.OrderedDict(
         (key, state_from_model(comp)) for key, comp in model.components.items())
-    version = model.state_version or DEFAULT_STATE_VERSION.get(module_name, 4)
+    version = model.state_version or kind.state_version
     extra = {} if model.build_module_src is None else {'build_module_src': model.build_module_src}
     return NetworkState(name or model.name, model.build_func_name,
                         static_kwargs=dict(model.static_kwargs), variables=variables,

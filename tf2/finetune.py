@@ -46,10 +46,6 @@ class TransferError(ValueError):
     """A resume pickle does not fit the dataset and transfer was not asked for (or is impossible)."""
 
 
-D_V1_FUNCS = ('D_basic',)
-D_V2_FUNCS = ('D_stylegan2', 'D_stylegan')
-G_V1_FUNCS = ('G_style',)
-G_V2_FUNCS = ('G_main',)
 _LOD_LAYER = re.compile(r'^(?P<prefix>(?:G_synthesis/)?)(?P<kind>ToRGB|FromRGB)_lod(?P<lod>\d+)(?P<rest>/.*)$')
 
 
@@ -71,17 +67,17 @@ def block_resolutions(model) -> List[int]:
     return [2 ** r for r in range(2, _resolution_log2(model) + 1)]
 
 
-def _block_prefixes(build_func_name: str, res: int, rl: int, role: str) -> Tuple[str, ...]:
+def _block_prefixes(model, res: int, rl: int, role: str) -> Tuple[str, ...]:
     """Official-name prefixes of the block at resolution `res` (see the module docstring).
 
     One rule serves every supported network: the `RxR/` scope, plus the block's lod-numbered
     FromRGB (D) / ToRGB (G) of the progressive-growing networks; networks without lod-numbered
     layers simply have no variable under the second prefix.
     """
-    known = D_V1_FUNCS + D_V2_FUNCS if role == 'D' else G_V1_FUNCS + G_V2_FUNCS
-    if build_func_name not in known:
-        raise ValueError(f'freezing: {role} network built by {build_func_name!r} is not supported '
-                         f'(known: {", ".join(known)})')
+    from tf2 import checkpoint
+    if checkpoint.kind_of(model).role != role:
+        raise ValueError(f'freezing: {role} network built by {model.build_func_name!r} is not '
+                         f'supported (it is a {checkpoint.kind_of(model).role} network)')
     lod = rl - int(np.log2(res))
     if role == 'D':
         return f'{res}x{res}/', f'FromRGB_lod{lod}/'
@@ -112,7 +108,7 @@ def frozen_variable_names(model, role: str, blocks: int, mapping: bool = False) 
                          f'choose 0 .. {len(resolutions)}')
     chosen = resolutions[::-1][:blocks] if role == 'D' else resolutions[:blocks]
     rl = _resolution_log2(model)
-    prefixes = tuple(p for res in chosen for p in _block_prefixes(model.build_func_name, res, rl, role))
+    prefixes = tuple(p for res in chosen for p in _block_prefixes(model, res, rl, role))
     if mapping:
         prefixes += ('G_mapping/',)
     return [name for name, var in model.official_variables().items()
@@ -215,10 +211,10 @@ def transfer_variables(dst, src) -> Dict[str, List[Tuple[str, str]]]:
 def _build_like(state, name: str, data_kwargs: Dict[str, int]):
     """A fresh Keras network with a pickled network's architecture at other data dimensions."""
     from tf2 import checkpoint
-    module = importlib.import_module(checkpoint.NETWORK_MODULES[state.build_func_name])
+    module = checkpoint.module_for_build_func(state.build_func_name, state.version)
     kwargs = dict(state.static_kwargs)
     kwargs.update(data_kwargs)
-    return module.BUILD_FUNCS[state.build_func_name](name=name, **kwargs)
+    return checkpoint.network_kind(module, state.build_func_name).build(name=name, **kwargs)
 
 
 def format_transfer_report(label: str, report: Dict[str, List[Tuple[str, str]]]) -> str:

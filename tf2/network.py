@@ -20,10 +20,6 @@ import tensorflow as tf
 from dnnlib.util import EasyDict
 from tf2 import checkpoint
 
-_INPUT_NAMES = {'G_style': ['latents_in', 'labels_in'], 'G_main': ['latents_in', 'labels_in'],
-                'G_mapping': ['latents_in', 'labels_in'], 'D_basic': ['images_in', 'labels_in'],
-                'D_stylegan': ['images_in', 'labels_in'],
-                'D_stylegan2': ['images_in', 'labels_in']}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -170,7 +166,7 @@ class Network:
 
     @property
     def input_names(self):
-        return _INPUT_NAMES.get(self.build_func_name, ['dlatents_in'])[:self.num_inputs]
+        return list(checkpoint.kind_of(self.model).input_names)[:self.num_inputs]
 
     # Variables. -----------------------------------------------------------------------------
 

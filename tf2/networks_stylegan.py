@@ -22,6 +22,7 @@ import types
 import numpy as np
 import tensorflow as tf
 
+from tf2 import checkpoint
 from tf2 import layers as L
 
 _SQRT2 = float(np.sqrt(2))
@@ -621,8 +622,31 @@ def D_basic(name='D', data_format='NHWC', **kwargs):            # noqa: N802
     return DBasic(name=name, data_format=data_format, static_kwargs=kwargs, **kwargs)
 
 
-BUILD_FUNCS = {'G_style': G_style, 'G_mapping': G_mapping, 'G_synthesis': G_synthesis,
-               'D_basic': D_basic}
+# ------------------------------------------------------------------------------------------------
+# Registry (read by tf2/checkpoint.py, tf2/network.py, tf2/finetune.py, the training loop). The
+# models keep official names and layouts, so every name rule is the identity; the rules state
+# exactly which names each network may have.
+
+_RES = r'\d+x\d+'
+_LAYER_VARS = r'(weight|bias|Noise/weight|StyleMod/weight|StyleMod/bias)'
+_R = checkpoint.Rule
+_LATENTS_LABELS = ('latents_in', 'labels_in')
+
+NETWORKS = {
+    'G_style': checkpoint.NetworkKind(G_style, 'stylegan', 'G', 3, _LATENTS_LABELS, [
+        _R(r'lod'), _R(r'dlatent_avg')]),
+    'G_mapping': checkpoint.NetworkKind(G_mapping, 'stylegan', 'G_mapping', 3, _LATENTS_LABELS, [
+        _R(r'LabelConcat/weight'), _R(r'Dense\d+/(weight|bias)')]),
+    'G_synthesis': checkpoint.NetworkKind(G_synthesis, 'stylegan', 'G_synthesis', 3,
+                                          ('dlatents_in',), [
+        _R(r'lod'), _R(r'noise\d+'), _R(r'4x4/Const/const'),
+        _R(rf'4x4/(Const|Dense|Conv)/{_LAYER_VARS}'),
+        _R(rf'{_RES}/(Conv0_up|Conv1)/{_LAYER_VARS}'), _R(r'ToRGB_lod\d+/(weight|bias)')]),
+    'D_basic': checkpoint.NetworkKind(D_basic, 'stylegan', 'D', 3, ('images_in', 'labels_in'), [
+        _R(r'lod'), _R(r'FromRGB_lod\d+/(weight|bias)'),
+        _R(rf'{_RES}/(Conv0|Conv1_down)/(weight|bias)'),
+        _R(r'4x4/(Conv|Dense0|Dense1)/(weight|bias)')]),
+}
 
 
 def resolved_kwargs(model) -> dict:

@@ -23,7 +23,6 @@ implementation is chosen when a forward pass is traced.
 structure's variables), evaluated with the 'recursive' ``tf.cond`` structure.
 """
 
-import collections
 import types
 
 import numpy as np
@@ -556,12 +555,13 @@ class GMain(v1.GeneratorWrapper):
         components = dict(components or {})
         synthesis = components.get('synthesis')
         if synthesis is None:
-            if synthesis_func not in SYNTHESIS_FUNCS:
+            choices = sorted(k for k, v in NETWORKS.items() if v.role == 'G_synthesis')
+            if synthesis_func not in choices:
                 raise ValueError(f'{name}: unknown synthesis_func {synthesis_func!r}; expected '
-                                 f'one of {sorted(SYNTHESIS_FUNCS)}')
-            synthesis = SYNTHESIS_FUNCS[synthesis_func](
-                name='G_synthesis', data_format=data_format, impl=impl, static_kwargs=kwargs,
-                **kwargs)
+                                 f'one of {choices}')
+            synthesis = NETWORKS[synthesis_func].build(name='G_synthesis',
+                                                       data_format=data_format, impl=impl,
+                                                       **kwargs)
         if components.get('mapping') is None and mapping_func != 'G_mapping':
             raise ValueError(f'{name}: unknown mapping_func {mapping_func!r}')
 
@@ -805,15 +805,6 @@ def D_stylegan(name='D', data_format='NHWC', impl=None, **kwargs):        # noqa
                      **kwargs)
 
 
-SYNTHESIS_FUNCS = {'G_synthesis_stylegan2': SynthesisStyleGAN2,
-                   'G_synthesis_stylegan_revised': SynthesisStyleGANRevised}
-
-BUILD_FUNCS = {'G_main': G_main, 'G_mapping': G_mapping,
-               'G_synthesis_stylegan2': G_synthesis_stylegan2,
-               'G_synthesis_stylegan_revised': G_synthesis_stylegan_revised,
-               'D_stylegan2': D_stylegan2, 'D_stylegan': D_stylegan}
-
-
 def resolved_kwargs(model) -> dict:
     """Every kwarg with its effective value (official default, then static kwargs); for G the
     components' values are included. Same as ``tf2.networks_stylegan.resolved_kwargs``."""
@@ -823,29 +814,35 @@ def resolved_kwargs(model) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------
-# Name tables (tf2/checkpoint.py). The models keep official names and layouts, so every rule is
-# the identity; the tables state exactly which names each network may have.
+# Registry (see tf2/networks_stylegan.py). The models keep official names and layouts, so every
+# name rule is the identity; the rules state exactly which names each network may have.
 
 _RES = r'\d+x\d+'
 _MOD = r'(weight|mod_weight|mod_bias|noise_strength|bias)'
 _TORGB = r'(weight|mod_weight|mod_bias|bias)'
 _R = checkpoint.Rule
-_MODULE = __name__
+_Kind = checkpoint.NetworkKind
+_LATENTS_LABELS = ('latents_in', 'labels_in')
+_IMAGES_LABELS = ('images_in', 'labels_in')
 
-checkpoint.register_rules(_MODULE, 'G_main', [_R(r'lod'), _R(r'dlatent_avg')])
-checkpoint.register_rules(_MODULE, 'G_mapping', [
-    _R(r'LabelConcat/weight'), _R(r'Dense\d+/(weight|bias)')])
-checkpoint.register_rules(_MODULE, 'G_synthesis_stylegan2', [
-    _R(r'noise\d+'), _R(r'4x4/Const/const'), _R(rf'4x4/Conv/{_MOD}'),
-    _R(rf'{_RES}/(Conv0_up|Conv1)/{_MOD}'), _R(rf'{_RES}/ToRGB/{_TORGB}'),
-    _R(rf'{_RES}/Skip/weight')])
-checkpoint.register_rules(_MODULE, 'G_synthesis_stylegan_revised', [
-    _R(r'lod'), _R(r'noise\d+'), _R(r'4x4/Const/const'), _R(rf'4x4/Conv/{_MOD}'),
-    _R(rf'{_RES}/(Conv0_up|Conv1)/{_MOD}'), _R(rf'ToRGB_lod\d+/{_TORGB}')])
-checkpoint.register_rules(_MODULE, 'D_stylegan2', [
-    _R(rf'{_RES}/(FromRGB|Conv0|Conv1_down|Conv)/(weight|bias)'), _R(rf'{_RES}/Skip/weight'),
-    _R(r'4x4/Dense0/(weight|bias)'), _R(r'Output/(weight|bias)')])
-checkpoint.register_rules(_MODULE, 'D_stylegan', [
-    _R(r'lod'), _R(r'FromRGB_lod\d+/(weight|bias)'),
-    _R(rf'{_RES}/(Conv0|Conv1_down)/(weight|bias)'), _R(r'4x4/(Conv|Dense0)/(weight|bias)'),
-    _R(r'Output/(weight|bias)')])
+NETWORKS = {
+    'G_main': _Kind(G_main, 'stylegan2', 'G', 4, _LATENTS_LABELS, [_R(r'lod'), _R(r'dlatent_avg')]),
+    'G_mapping': _Kind(G_mapping, 'stylegan2', 'G_mapping', 4, _LATENTS_LABELS, [
+        _R(r'LabelConcat/weight'), _R(r'Dense\d+/(weight|bias)')]),
+    'G_synthesis_stylegan2': _Kind(G_synthesis_stylegan2, 'stylegan2', 'G_synthesis', 4,
+                                   ('dlatents_in',), [
+        _R(r'noise\d+'), _R(r'4x4/Const/const'), _R(rf'4x4/Conv/{_MOD}'),
+        _R(rf'{_RES}/(Conv0_up|Conv1)/{_MOD}'), _R(rf'{_RES}/ToRGB/{_TORGB}'),
+        _R(rf'{_RES}/Skip/weight')]),
+    'G_synthesis_stylegan_revised': _Kind(G_synthesis_stylegan_revised, 'stylegan2',
+                                          'G_synthesis', 4, ('dlatents_in',), [
+        _R(r'lod'), _R(r'noise\d+'), _R(r'4x4/Const/const'), _R(rf'4x4/Conv/{_MOD}'),
+        _R(rf'{_RES}/(Conv0_up|Conv1)/{_MOD}'), _R(rf'ToRGB_lod\d+/{_TORGB}')]),
+    'D_stylegan2': _Kind(D_stylegan2, 'stylegan2', 'D', 4, _IMAGES_LABELS, [
+        _R(rf'{_RES}/(FromRGB|Conv0|Conv1_down|Conv)/(weight|bias)'), _R(rf'{_RES}/Skip/weight'),
+        _R(r'4x4/Dense0/(weight|bias)'), _R(r'Output/(weight|bias)')]),
+    'D_stylegan': _Kind(D_stylegan, 'stylegan2', 'D', 4, _IMAGES_LABELS, [
+        _R(r'lod'), _R(r'FromRGB_lod\d+/(weight|bias)'),
+        _R(rf'{_RES}/(Conv0|Conv1_down)/(weight|bias)'), _R(r'4x4/(Conv|Dense0)/(weight|bias)'),
+        _R(r'Output/(weight|bias)')]),
+}

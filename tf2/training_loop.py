@@ -30,12 +30,11 @@ import functools
 import inspect
 import hashlib
 import io
-import json
 import math
 import os
 import re
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import PIL.Image
@@ -44,12 +43,11 @@ import tensorflow as tf
 
 import dnnlib
 from dnnlib import legacy_pickle
-from dnnlib.util import EasyDict, format_time
+from dnnlib.util import format_time
 from tf2 import checkpoint
 from tf2 import finetune
 from tf2 import loss as loss_lib
 from tf2 import networks_stylegan
-from tf2 import networks_stylegan2
 from tf2 import optimizers
 from tf2.dataset import TFRecordDataset
 from tf2.network import Network
@@ -378,12 +376,12 @@ def _open_dataset(dataset_args: dict, random_seed: int, cur_nimg: int,
 
 
 def build_func(func_name: str) -> Callable:
-    """A build function by its official name: networks_stylegan (v1) or networks_stylegan2."""
-    for module in (networks_stylegan, networks_stylegan2):
-        if func_name in module.BUILD_FUNCS:
-            return module.BUILD_FUNCS[func_name]
-    raise ValueError(f'unknown network build function {func_name!r}; expected one of '
-                     f'{sorted(set(networks_stylegan.BUILD_FUNCS) | set(networks_stylegan2.BUILD_FUNCS))}')
+    """A top-level build function by its official name, from the network registries."""
+    try:
+        module = checkpoint.module_for_build_func(func_name, version=4)
+    except checkpoint.CheckpointError as e:
+        raise ValueError(f'unknown network build function {func_name!r}: {e}') from e
+    return checkpoint.network_kind(module, func_name).build
 
 
 def lazy_regularization_opt_args(opt_args: dict, reg_interval: Optional[int]) -> Tuple[dict, float]:
