@@ -89,26 +89,53 @@ def _check_args(p, args) -> list:
     return names
 
 
+def _outline(gs_state):
+    """Shapes of Gs from the pickle's static kwargs (official defaults), for the checks that run
+    before TensorFlow builds the network."""
+    from types import SimpleNamespace
+    kw = gs_state.static_kwargs
+    c, r = int(kw.get('num_channels', 3)), int(kw.get('resolution', 1024))
+    return SimpleNamespace(output_shape=[None, c, r, r],
+                           input_shapes=[[None, int(kw.get('latent_size', 512))], [None, int(kw.get('label_size', 0))]])
+
+
+def _early_checks(args, names, outline, data, compare) -> None:
+    """Every user error that needs no network and no weights, before the slow loads."""
+    from metrics import metric_base, vgg16
+    for name in names:
+        if name in metric_base.PPL_METRICS:
+            if args.network is None:
+                raise ValueError(f'--metrics: {name} needs a network (--network); it cannot compare image sets')
+            if args.vgg16 is None:
+                raise ValueError(f'--vgg16: {name} {vgg16.NEEDS_WEIGHTS}')
+            for flag, path in (('--vgg16', args.vgg16), ('--lpips', args.lpips)):
+                if path is not None and not os.path.isfile(path):
+                    raise ValueError(f'{flag}: {path}: file not found')
+        else:
+            metric_base.prepare(name, Gs=outline, data=data, compare=compare, num=args.num, cache_dir=None)
+
+
 def run(args, names) -> int:
     from metrics import metric_base
-    from metrics.image_sets import open_image_set
     for name in names:
         metric_base.parse_metric_name(name)
     outdir = args.outdir or (os.path.dirname(os.path.abspath(args.network)) if args.network else os.getcwd())
     _check_outdir(outdir)
+    outline = None
     if args.network is not None:
         from dnnlib import legacy_pickle
         from tf2.impl import check_generator_pickle
         if not os.path.isfile(args.network):
             raise ValueError(f'--network: {args.network}: file not found')
-        check_generator_pickle(legacy_pickle.load(args.network), args.network)   # no TensorFlow yet
-    data = open_image_set(args.data) if args.data else None
-    compare = open_image_set(args.compare) if args.compare else None
-    needs_inception = any(not n.startswith('ppl') for n in names)
+        nets = legacy_pickle.load(args.network)                     # plain data, no TensorFlow yet
+        check_generator_pickle(nets, args.network)
+        outline = _outline(nets[2])
+    data, compare = metric_base.open_set(args.data, '--data'), metric_base.open_set(args.compare, '--compare')
+    _early_checks(args, names, outline, data, compare)
     inception = args.inception
-    if needs_inception:
+    if any(name not in metric_base.PPL_METRICS for name in names):
         from metrics.inception import InceptionFeatures
-        inception = InceptionFeatures(args.inception)
+        inception = InceptionFeatures(args.inception)               # one network for every metric
     Gs = None
     if args.network is not None:
         from tf2.impl import load_network

@@ -251,7 +251,8 @@ def _save_npz_atomic(path: str, **arrays) -> None:
 # ------------------------------------------------------------------------------------------------
 # One call per metric.
 
-def _open(image_set, flag: str) -> Optional[ImageSet]:
+def open_set(image_set, flag: str) -> Optional[ImageSet]:
+    """An ImageSet from a path (errors name the flag), or the ImageSet / None given."""
     if image_set is None or isinstance(image_set, ImageSet):
         return image_set
     try:
@@ -288,7 +289,7 @@ def prepare(name: str, *, Gs=None, data=None, compare=None, num: Optional[int] =
     num = num if num is not None else count
     if num is not None and num < (1 if base in PPL_METRICS else MIN_IMAGES):
         raise MetricError(f'{name}: --num must be at least {1 if base in PPL_METRICS else MIN_IMAGES}')
-    reference, other = _open(data, '--data'), _open(compare, '--compare')
+    reference, other = open_set(data, '--data'), open_set(compare, '--compare')
     if base in PPL_METRICS:
         if Gs is None:
             raise MetricError(f'{name}: a perceptual path length needs a network (--network)')
