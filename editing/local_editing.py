@@ -211,7 +211,13 @@ def edit_figure(src_img, ref_img, mask, result_img, labels: Sequence[str]):
         imgs = np.repeat(imgs, 3, axis=-1)
     mask_u8 = np.repeat(np.round(mask * 255).astype(np.uint8)[:, :, None], 3, axis=-1)
     cells = np.stack([imgs[0], imgs[1], mask_u8, imgs[2]])[None]
-    return labelled_grid(cells, [''], list(labels), corner='')
+    fig = labelled_grid(cells, [''], list(labels), corner='')
+    from PIL import ImageDraw
+    h, w = mask.shape
+    top = fig.size[1] - h
+    # A grey frame, so that the mask's white part does not melt into the page.
+    ImageDraw.Draw(fig).rectangle((2 * w, top, 3 * w - 1, top + h - 1), outline=(128, 128, 128))
+    return fig
 
 
 def run_local_editing(network_pkl: str, outdir: str, resolutions: str,
