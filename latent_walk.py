@@ -10,7 +10,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='latent_walk.py', description=__doc__ + '''
 examples:
   python latent_walk.py --network net.pkl --seeds 0-31 --grid 4x2 --output lerp.mp4
-  python latent_walk.py --network net.pkl --seeds 1,2,3 --kind linear --space z \\
+  python latent_walk.py --network net.pkl --seeds 1,2,3 --space z \\
       --frames-per-keyframe 24 --fps 24 --output slerp.gif
   python sefa.py --network net.pkl --out-npz dirs.npz
   python latent_walk.py --network net.pkl --seeds 1-4 --grid 2x2 --directions dirs.npz \\
@@ -29,8 +29,9 @@ examples:
     p.add_argument('--shuffle-seed', type=int, default=None, help='shuffle the keyframe seeds')
     p.add_argument('--space', choices=('w', 'z'), default='w',
                    help='interpolate dlatents in W, or latents in Z by slerp. Default: %(default)s')
-    p.add_argument('--kind', choices=('cubic', 'linear'), default='cubic',
-                   help='cubic spline (NVIDIA gen_video.py) or linear (lerp / slerp). Default: %(default)s')
+    p.add_argument('--kind', choices=('cubic', 'linear'), default=None,
+                   help='cubic spline (NVIDIA gen_video.py) or linear (lerp in W, slerp in Z). '
+                        'Default: cubic in W, linear in Z')
     p.add_argument('--frames-per-keyframe', type=int, default=120,
                    help='frames between keyframes (NVIDIA --w-frames). Default: %(default)s')
     p.add_argument('--fps', type=float, default=60, help='frames per second. Default: %(default)s')
@@ -70,10 +71,11 @@ def main(argv=None) -> int:
         p.error('--trunc-cutoff needs --trunc')
     if args.minibatch < 1:
         p.error('--minibatch must be at least 1')
+    kind = args.kind or ('linear' if args.space == 'z' else 'cubic')     # slerp has no spline
     try:
         latent_walk.run_latent_walk(
             args.network, args.output, seeds, args.dlatents, args.grid, args.num_keyframes,
-            args.shuffle_seed, args.space, args.kind, args.frames_per_keyframe, args.fps, args.loop,
+            args.shuffle_seed, args.space, kind, args.frames_per_keyframe, args.fps, args.loop,
             args.trunc, args.trunc_cutoff, args.directions, args.index, args.max_distance,
             args.edit_layers, args.num_frames, args.frames_dir, args.impl, args.minibatch,
             args.progress)

@@ -27,6 +27,9 @@ examples:
                    help='mask image at the network\'s resolution; white = take the reference')
     p.add_argument('--mask-half', choices=('left', 'right', 'top', 'bottom'), default=None,
                    help='instead of --mask: that half from the reference')
+    p.add_argument('--feather', type=float, default=0.0, metavar='PX',
+                   help='soften the mask edge with a Gaussian of this many image pixels. '
+                        'Default: %(default)s (hard edge)')
     p.add_argument('--layer-res', default='16', help='resolution(s) at which features are '
                    'blended, e.g. 16 or 8,32. Default: %(default)s')
     p.add_argument('--trunc', type=float, default=None, metavar='PSI',
@@ -48,7 +51,7 @@ def main(argv=None) -> int:
         local_editing.run_local_editing(
             args.network, args.outdir, args.layer_res, args.mask, args.mask_half, args.src_seed,
             args.src_dlatents, args.src_index, args.ref_seed, args.ref_dlatents, args.ref_index,
-            args.trunc, args.trunc_cutoff, args.impl)
+            args.trunc, args.trunc_cutoff, args.impl, feather=args.feather)
     except (OSError, ValueError) as e:
         print(f'local_editing.py: error: {e}', file=sys.stderr)
         return 1

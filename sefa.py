@@ -48,6 +48,10 @@ examples:
                    help='truncate rows < N only (needs --trunc; default all rows)')
     p.add_argument('--edit-before-truncation', action='store_true',
                    help='edit, then truncate (rosinality). Default: truncate, then edit (genforce)')
+    p.add_argument('--layout', choices=('gf', 'ros'), default='gf',
+                   help='gf: rows = seeds x directions, columns = distances; ros: rows = '
+                        'directions x distances (--degrees 5,0,-5: rosinality\'s +d/original/-d), '
+                        'columns = seeds. Default: %(default)s')
     p.add_argument('--minibatch', type=int, default=8, help='images per synthesis call')
     return p
 
@@ -82,7 +86,8 @@ def main(argv=None) -> int:
     try:
         sefa.run_sefa(args.network, args.layers, args.method, args.impl, args.out_npz, args.outdir,
                       seeds, args.dlatents, indices, degrees, args.edit_layers, args.trunc,
-                      args.trunc_cutoff, args.edit_before_truncation, args.minibatch)
+                      args.trunc_cutoff, args.edit_before_truncation, args.minibatch,
+                      layout=args.layout)
     except ERRORS as e:
         print(f'sefa.py: error: {e}', file=sys.stderr)
         return 1

@@ -17,10 +17,11 @@ def font(size: int):
 
 
 def labelled_grid(cells: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str],
-                  marked_cols: Sequence[int] = (), corner: str = ''):
+                  marked_cols: Sequence[int] = (), corner: str = '', marked_rows: Sequence[int] = ()):
     """Draws ``cells`` ``[R, C, H, W, 3]`` uint8 as a grid with a label column and a header row.
 
-    Columns in ``marked_cols`` get a coloured frame (the unedited column of an edit grid).
+    Columns in ``marked_cols`` and rows in ``marked_rows`` get a coloured frame (the unedited
+    images of an edit grid).
 
     Returns:
         A ``PIL.Image`` of size ``((C + 1) * W, (R + 1) * H)`` (labels take one cell's width).
@@ -46,6 +47,9 @@ def labelled_grid(cells: np.ndarray, row_labels: Sequence[str], col_labels: Sequ
     for j in marked_cols:
         x0 = label_w + j * w
         draw.rectangle((x0, top, x0 + w - 1, top + rows * h - 1), outline=MARK_COLOR, width=2)
+    for i in marked_rows:
+        y0 = top + i * h
+        draw.rectangle((label_w, y0, label_w + cols * w - 1, y0 + h - 1), outline=MARK_COLOR, width=2)
     return canvas
 
 

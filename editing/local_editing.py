@@ -62,6 +62,17 @@ def half_mask(which: str, resolution: int) -> np.ndarray:
     return mask
 
 
+def feather_mask(mask: np.ndarray, sigma: float) -> np.ndarray:
+    """Softens the mask's edge with a Gaussian of ``sigma`` image pixels (0: unchanged), so that
+    the blend fades in instead of leaving a seam."""
+    if sigma < 0 or not np.isfinite(sigma):
+        raise ValueError(f'--feather must be a number >= 0, got {sigma}')
+    if sigma == 0:
+        return mask
+    import scipy.ndimage
+    return np.clip(scipy.ndimage.gaussian_filter(mask, sigma, mode='nearest'), 0.0, 1.0)
+
+
 def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
     """Area resize ``[R, R]`` -> ``[size, size]``: the mean over each ``R/size`` block."""
     k = mask.shape[0] // size
@@ -227,7 +238,7 @@ def run_local_editing(network_pkl: str, outdir: str, resolutions: str,
                       ref_dlatents: Optional[str] = None, ref_index: int = 0,
                       truncation_psi: Optional[float] = None,
                       truncation_cutoff: Optional[int] = None, impl: str = 'tf2',
-                      log: Optional[Log] = print) -> Dict[str, str]:
+                      log: Optional[Log] = print, feather: float = 0.0) -> Dict[str, str]:
     """``local_editing.py``: checks everything, then writes ``local-edit.png`` (source,
     reference, mask, result) and ``local-edit-result.png``.
 
@@ -241,12 +252,14 @@ def run_local_editing(network_pkl: str, outdir: str, resolutions: str,
                          'network block by block, which the legacy graph does not expose)')
     if (mask_path is None) == (mask_half is None):
         raise ValueError('give exactly one of --mask and --mask-half')
+    feather_mask(np.zeros([1, 1]), feather)         # a bad --feather fails before any loading
     check_output_dir(outdir)
     Gs = mixing.load_gs(network_pkl, impl)
     model = synthesis_model(Gs)
     res = int(Gs.output_shape[-1])
     blend_res = parse_resolutions(resolutions, res)
     mask = load_mask(mask_path, res) if mask_path is not None else half_mask(mask_half, res)
+    mask = feather_mask(mask, feather)
     psi, cutoff = (truncation_psi, truncation_cutoff) if truncation_psi is not None else \
         sefa.default_truncation(Gs)
     src, src_label = _pick(Gs, src_seed, src_dlatents, src_index, 'src', psi, cutoff)

@@ -317,26 +317,43 @@ def default_truncation(Gs) -> Tuple[float, Optional[int]]:
     return (0.5, None) if mixing.is_stylegan2(Gs) else (0.7, 8)
 
 
+GRID_LAYOUTS = ('gf', 'ros')
+
+
 def edit_grid(images: np.ndarray, sample_labels: Sequence[str], indices: Sequence[int],
-              eigenvalues: Optional[np.ndarray], distances: Sequence[float], corner: str = ''):
-    """Figure: one row per (sample, direction), one column per distance; d = 0 framed.
+              eigenvalues: Optional[np.ndarray], distances: Sequence[float], corner: str = '',
+              layout: str = 'gf'):
+    """The edit figure; the unedited images (d = 0) are framed.
+
+    ``gf`` (genforce's pages): one row per (sample, direction), one column per distance.
+    ``ros`` (rosinality's ``apply_factor.py``): one row per (direction, distance), one column per
+    sample; ``--degrees 5,0,-5`` gives its +d / original / -d rows.
 
     Args:
         images: ``[N, K, M, C, H, W]`` float NCHW.
     """
     from editing.figures import labelled_grid
+    if layout not in GRID_LAYOUTS:
+        raise ValueError(f'--layout: {layout!r}; choose one of {GRID_LAYOUTS}')
     n, k, m = images.shape[:3]
     cells = mixing.images_to_uint8(images.reshape((-1,) + images.shape[3:]))
     if cells.shape[-1] == 1:
         cells = np.repeat(cells, 3, axis=-1)
-    cells = cells.reshape((n * k, m) + cells.shape[1:])
-    labels = []
-    for label in sample_labels:
-        for idx in indices:
-            eig = '' if eigenvalues is None else f'\neig {float(eigenvalues[int(idx)]):.3g}'
-            labels.append(f'{label}\ndir {int(idx)}{eig}')
+    cells = cells.reshape((n, k, m) + cells.shape[1:])
+
+    def direction(idx):
+        eig = '' if eigenvalues is None else f'\neig {float(eigenvalues[int(idx)]):.3g}'
+        return f'dir {int(idx)}{eig}'
+    if layout == 'ros':
+        rows = cells.transpose(1, 2, 0, 3, 4, 5).reshape((k * m, n) + cells.shape[3:])
+        labels = [f'{direction(idx)}\nd={d:g}' for idx in indices for d in distances]
+        marked = [i for i, (_, d) in enumerate((idx, d) for idx in indices for d in distances)
+                  if d == 0]
+        return labelled_grid(rows, labels, list(sample_labels), corner=corner, marked_rows=marked)
+    labels = [f'{label}\n{direction(idx)}' for label in sample_labels for idx in indices]
     marked = [j for j, d in enumerate(distances) if d == 0]
-    return labelled_grid(cells, labels, [f'd={d:g}' for d in distances], marked, corner)
+    return labelled_grid(cells.reshape((n * k, m) + cells.shape[3:]), labels,
+                         [f'd={d:g}' for d in distances], marked, corner)
 
 
 def run_sefa(network_pkl: str, layers: str = 'all', method: str = 'gf', impl: str = 'tf2',
@@ -345,7 +362,8 @@ def run_sefa(network_pkl: str, layers: str = 'all', method: str = 'gf', impl: st
              indices: Sequence[int] = (0, 1, 2), distances: Sequence[float] = (-5, -2.5, 0, 2.5, 5),
              edit_layers: Optional[str] = None, truncation_psi: Optional[float] = None,
              truncation_cutoff: Optional[int] = None, edit_before_truncation: bool = False,
-             minibatch_size: int = 8, log: Optional[Log] = print) -> Dict[str, str]:
+             minibatch_size: int = 8, log: Optional[Log] = print,
+             layout: str = 'gf') -> Dict[str, str]:
     """``sefa.py``: factorize, optionally save the directions and draw an edit grid.
 
     Everything is checked (paths, the pickle, layers, indices, the dlatents file) before anything
@@ -359,6 +377,8 @@ def run_sefa(network_pkl: str, layers: str = 'all', method: str = 'gf', impl: st
     from tf2.generate import check_output_dir
     if out_npz is None and outdir is None:
         raise ValueError('nothing to write: give --out-npz and/or --outdir')
+    if layout not in GRID_LAYOUTS:
+        raise ValueError(f'--layout: {layout!r}; choose one of {GRID_LAYOUTS}')
     if out_npz:
         dlatents_io.check_npz_path(out_npz, '--out-npz')
     if outdir is not None:
@@ -402,7 +422,7 @@ def run_sefa(network_pkl: str, layers: str = 'all', method: str = 'gf', impl: st
         f'psi {psi:g}' + ('' if cutoff is None else f' rows<{cutoff}')
     corner = f'{method} rows {mixing.format_rows(result["layers"])}\nedit rows ' \
              f'{mixing.format_rows(rows)}\ntrunc {trunc}\n{order}'
-    fig = edit_grid(images, labels, indices, result['eigenvalues'], distances, corner)
+    fig = edit_grid(images, labels, indices, result['eigenvalues'], distances, corner, layout)
     if out_npz:
         written['npz'] = save_factorization(result, out_npz, network_pkl)
     from editing.figures import save_png

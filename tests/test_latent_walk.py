@@ -97,7 +97,7 @@ def test_gif_frame_count_size_and_first_frame(tmp_path, monkeypatch, loop, frame
 def test_z_walk_and_direction_walk_cli(tmp_path, monkeypatch):
     use_loaded_networks(monkeypatch, 'tf2')
     net = fixture_path('sg1_r64.pkl')
-    assert walk_script.main(['--network', net, '--seeds', '1,2', '--space', 'z', '--kind', 'linear',
+    assert walk_script.main(['--network', net, '--seeds', '1,2', '--space', 'z',
                              '--frames-per-keyframe', '2', '--output', str(tmp_path / 'z.gif'),
                              '--no-progress']) == 0
     assert Image.open(tmp_path / 'z.gif').n_frames == 4

@@ -113,3 +113,13 @@ def test_cli_user_errors_one_line_and_nothing_written(tmp_path, case, args, word
         args += ['--src-seed', '1']
     args += ['--ref-seed', '2', '--outdir', str(tmp_path / 'out')]
     assert_user_error('local_editing.py', args, words, untouched=[tmp_path])
+
+
+def test_feathered_mask_fades_across_the_edge():
+    m = le.half_mask('right', 64)
+    soft = le.feather_mask(m, 3.0)
+    assert soft[0, 0] == 0 and soft[0, 63] == 1                # far from the edge: unchanged
+    assert 0.1 < soft[10, 31] < 0.5 < soft[10, 32] < 0.9        # across the edge: a ramp
+    np.testing.assert_array_equal(le.feather_mask(m, 0), m)
+    with pytest.raises(ValueError, match='--feather'):
+        le.feather_mask(m, -1)

@@ -274,3 +274,19 @@ def test_cli_errors_in_process(tmp_path, monkeypatch, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith('sefa.py: error: ') and words in err[0], err
     assert tree_state(tmp_path) == before
+
+
+@pytest.mark.parametrize('layout', ['gf', 'ros'])
+def test_edit_grid_layouts(layout):
+    from editing.figures import MARK_COLOR
+    h = 32
+    images = np.random.RandomState(0).uniform(-1, 1, [2, 1, 3, 3, h, h]).astype(np.float32)
+    fig = np.asarray(sefa.edit_grid(images, ['seed 1', 'seed 2'], [4], None, [5.0, 0.0, -5.0],
+                                    'corner', layout))
+    rows, cols = (2, 3) if layout == 'gf' else (3, 2)      # ros: +d / original / -d rows
+    label_w = 96
+    top = fig.shape[0] - rows * h
+    assert fig.shape[1] == label_w + cols * h and top > 0
+    # The unedited images are framed: column 1 (gf) or row 1 (ros).
+    y, x = (top + h, label_w + h) if layout == 'gf' else (top + h, label_w + 5)
+    assert tuple(fig[y, x]) == MARK_COLOR
