@@ -40,6 +40,8 @@ OFFICIAL_V1_USE_WSCALE = True
 
 _V1_STYLE = re.compile(r'^G_synthesis/(\d+)x\1/(Const|Dense|Conv|Conv0_up|Conv1)/StyleMod/weight$')
 _V2_STYLE = re.compile(r'^G_synthesis/(\d+)x\1/(Conv|Conv0_up|Conv1|ToRGB)/mod_weight$')
+# G_synthesis_stylegan_revised (StyleGAN2 configs b-d) names its ToRGBs by lod, v1 style.
+_V2_TORGB_LOD = re.compile(r'^G_synthesis/ToRGB_lod(\d+)/mod_weight$')
 Log = Callable[[str], None]
 
 
@@ -68,12 +70,17 @@ def style_affines(Gs, method: str = 'gf') -> List[Tuple[int, str]]:
     v2 = mixing.is_stylegan2(Gs)
     pattern, row_of = (_V2_STYLE, _v2_row) if v2 else (_V1_STYLE, _v1_row)
     last_row = int(Gs.components.synthesis.input_shape[1]) - 1
+    resolution_log2 = (last_row + 3) // 2            # L = 2 * log2(resolution) - 2
     out = []
     for name in Gs.vars:
         m = pattern.match(name)
-        if m is None:
+        m_lod = _V2_TORGB_LOD.match(name) if v2 else None
+        if m is None and m_lod is None:
             continue
-        res, layer = int(m.group(1)), m.group(2)
+        if m_lod is not None:
+            res, layer = 2 ** (resolution_log2 - int(m_lod.group(1))), 'ToRGB'
+        else:
+            res, layer = int(m.group(1)), m.group(2)
         row = row_of(res, layer)
         if v2 and layer == 'ToRGB':
             # gf: only the final ToRGB (its row feeds nothing else); ros: only the 4x4 ToRGB.

@@ -290,3 +290,21 @@ def test_edit_grid_layouts(layout):
     # The unedited images are framed: column 1 (gf) or row 1 (ros).
     y, x = (top + h, label_w + h) if layout == 'gf' else (top + h, label_w + 5)
     assert tuple(fig[y, x]) == MARK_COLOR
+
+
+def test_revised_stylegan2_torgb_names():
+    # G_synthesis_stylegan_revised (configs b-d) names its ToRGBs ToRGB_lod<k>: gf takes the final
+    # one (lod 0) for the last row, ros the 4x4 one (lod 4 at 64 px).
+    import types
+    names = ['4x4/Conv', '8x8/Conv0_up', '8x8/Conv1', '16x16/Conv0_up', '16x16/Conv1',
+             '32x32/Conv0_up', '32x32/Conv1', '64x64/Conv0_up', '64x64/Conv1']
+    var_names = [f'G_synthesis/{n}/mod_weight' for n in names] + [
+        f'G_synthesis/ToRGB_lod{k}/mod_weight' for k in range(5)]
+    Gs = types.SimpleNamespace(
+        build_func_name='G_main', vars={n: None for n in var_names},
+        components=types.SimpleNamespace(synthesis=types.SimpleNamespace(input_shape=[None, L, D])))
+    gf = dict((n, r) for r, n in sefa.style_affines(Gs, 'gf'))
+    assert gf['G_synthesis/ToRGB_lod0/mod_weight'] == L - 1 and len(gf) == L
+    assert sorted(gf.values()) == list(range(L))                  # one affine per row
+    ros = dict((n, r) for r, n in sefa.style_affines(Gs, 'ros'))
+    assert ros['G_synthesis/ToRGB_lod4/mod_weight'] == 1 and len(ros) == 10
