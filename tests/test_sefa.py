@@ -139,6 +139,19 @@ def test_legacy_impl_gives_the_same_factorization():
     np.testing.assert_array_equal(a['directions'], b['directions'])
 
 
+@pytest.mark.slow          # the legacy graph renders (about 30 s here); the factorization test above is the short version
+def test_legacy_impl_renders_the_same_edits():
+    tf2_gs, legacy_gs = load_real_gs('sg2_r64.pkl', 'tf2'), load_real_gs('sg2_r64.pkl', 'legacy')
+    directions = sefa.factorize(tf2_gs, 'middle', 'gf')
+    images = []
+    for Gs in (tf2_gs, legacy_gs):
+        w = mixing.map_seeds(Gs, [4])
+        edits = sefa.sefa_edits(Gs, w, directions['directions'], [2], [6.0], directions['layers'],
+                                0.5, None)
+        images.append(mixing.synthesize(Gs, edits[:, 0, 0]))
+    assert np.abs(images[0] - images[1]).max() <= 1e-4 * np.abs(images[1]).max()
+
+
 @pytest.mark.parametrize('text, rows', [
     ('all', list(range(10))), ('coarse', [0, 1, 2, 3]), ('fine', [8, 9]), ('0-3', [0, 1, 2, 3]),
     ('0,2,5', [0, 2, 5]), ('8-', [8, 9]), ('coarse,fine', [0, 1, 2, 3, 8, 9]), ('odd', [1, 3, 5, 7, 9]),
