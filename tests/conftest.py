@@ -1,10 +1,17 @@
-"""Shared test helpers: the golden fixtures (in-repo, tests/data), and CI=true turning skips into failures."""
+"""Shared test helpers, imported by the test modules with `from conftest import ...`.
+
+The golden fixtures (in-repo, tests/data); tiny networks, datasets and training runs; a numpy
+stand-in for Gs; the bad-input harness for scripts (one-line error, nothing written); CI=true
+turning skips into failures; NCHW tests in a oneDNN child process; output comparisons.
+"""
 import functools
 import os
 import subprocess
 import sys
+import types
 from typing import Dict, Optional, Sequence
 
+import numpy as np
 import pytest
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -38,6 +45,194 @@ def spec_path(name: str) -> str:
         pytest.fail(f'spec file {name} not found in {SPEC_DIR}', pytrace=False)
     return path
 
+
+# ------------------------------------------------------------------------------------------------
+# Tiny networks, datasets and runs shared by the test modules (import them from conftest).
+
+TOL = 1e-4    # max|diff| / max|ref| the project requires against NVIDIA's outputs (fixtures)
+
+# A small network of either StyleGAN version: add resolution=R (and override what a test needs).
+SMALL_NET = dict(num_channels=3, label_size=0, latent_size=8, dlatent_size=8, mapping_fmaps=8,
+                 mapping_layers=2, fmap_base=64, fmap_max=8)
+
+
+def small_net_kwargs(resolution=None, **overrides) -> dict:
+    """SMALL_NET with `resolution` (if given, after num_channels as in official kwargs) and overrides."""
+    out = dict(num_channels=SMALL_NET['num_channels'], **({} if resolution is None else dict(resolution=resolution)))
+    out.update(SMALL_NET)
+    out.update(overrides)
+    return out
+
+
+def randomize_tflib_net(net, seed, scale=0.5):
+    """Moves every variable of a legacy_tf Network away from its initial value (noise strengths,
+    mod biases, the W average, ...) so that every path matters; ``lod`` stays 0."""
+    rnd = np.random.RandomState(seed)
+    values = {}
+    for name, var in net.vars.items():
+        shape = var.shape.as_list()
+        values[name] = np.float32(0) if name.endswith('lod') else \
+            np.asarray(rnd.randn(*shape) * scale, np.float32)
+    net.set_vars(values)
+
+
+# The training-loop tests' tiny StyleGAN (G kwargs; D: fmap_base 32, fmap_max 8) and Adam.
+NET = dict(latent_size=8, dlatent_size=8, mapping_layers=2, mapping_fmaps=8, fmap_base=32, fmap_max=8)
+OPT = dict(func_name='tf2.optimizers.make_optimizer', name='adam', beta1=0.0, beta2=0.99, epsilon=1e-8)
+
+
+def make_dataset(path, resolution=8, num_images=48, seed=0):
+    """Smooth random colour waves, official TFRecord format."""
+    from tf2.dataset_tool_lib import TFRecordExporter
+    os.makedirs(path, exist_ok=True)
+    rnd = np.random.RandomState(seed)
+    yy, xx = np.mgrid[:resolution, :resolution] / resolution
+    with TFRecordExporter(path, resolution) as ex:
+        for _ in range(num_images):
+            color = rnd.randint(0, 256, size=[3, 1, 1])
+            wave = 0.5 + 0.5 * np.sin(6 * (xx + rnd.rand()) + 3 * yy)
+            ex.add_image(np.clip(color * wave[None], 0, 255).astype(np.uint8))
+        ex.finish()
+    return path
+
+
+def tiny_kwargs(dataset_dir, total_kimg, **overrides):
+    """training_loop kwargs of a tiny v1 run on make_dataset's 8x8 data, grown from 4x4."""
+    kwargs = dict(
+        G_args=dict(func_name='G_style', **NET),
+        D_args=dict(func_name='D_basic', fmap_base=32, fmap_max=8),
+        G_opt_args=dict(OPT), D_opt_args=dict(OPT),
+        G_loss_args=dict(func_name='tf2.loss.G_logistic_nonsaturating'),
+        D_loss_args=dict(func_name='tf2.loss.D_logistic_simplegp', r1_gamma=10.0),
+        dataset_args=dict(tfrecord_dir=dataset_dir),
+        # 8x8 from 4x4: the kimg-0.5 snapshot falls in the middle of the fade-in.
+        sched_args=dict(lod_initial_resolution=4, lod_training_kimg=0.4, lod_transition_kimg=0.4,
+                        minibatch_base=16, tick_kimg_base=0.5, tick_kimg_dict={}),
+        grid_args=dict(size='4x2', layout='random'),
+        total_kimg=total_kimg, network_snapshot_ticks=1, mirror_augment=True)
+    kwargs.update(overrides)
+    return kwargs
+
+
+def load_pair(run_dir, kimg):
+    """((G, D, Gs) plain states, training-state arrays) of a run's snapshot at `kimg`."""
+    from dnnlib import legacy_pickle
+    from tf2 import training_loop as tl
+    pkl, state = tl.snapshot_paths(run_dir, kimg)
+    with np.load(state) as f:
+        return legacy_pickle.load(pkl), {k: f[k] for k in f.files}
+
+
+def assert_same_training_state(run_a, run_b, kimg):
+    """Two runs' snapshots at `kimg` are equal bit for bit (networks and training state)."""
+    (nets_a, state_a), (nets_b, state_b) = load_pair(run_a, kimg), load_pair(run_b, kimg)
+    for a, b in zip(nets_a, nets_b):
+        va, vb = a.all_variables(), b.all_variables()
+        assert list(va) == list(vb)
+        for name in va:
+            np.testing.assert_array_equal(va[name], vb[name], err_msg=f'{a.name}/{name}')
+    skip = ('total_time', 'pkl_sha256')
+    assert sorted(state_a) == sorted(state_b)
+    for key in state_a:
+        if key not in skip:
+            np.testing.assert_array_equal(state_a[key], state_b[key], err_msg=key)
+
+
+# A tiny network with the official API, in numpy (the mixing library and scripts run on it).
+
+class _Component:
+    def __init__(self, fn, input_shape, output_shape):
+        self._fn = fn
+        self.input_shape = input_shape
+        self.output_shape = output_shape
+
+    def run(self, *args, **kwargs):
+        return self._fn(*args, **kwargs)
+
+
+class FakeGs:
+    """Numpy stand-in for ``Gs``: every style row changes the image, rows of a dlatent differ.
+
+    ``randomize_noise`` values passed to synthesis are recorded in ``noise_calls``.
+    """
+
+    def __init__(self, num_rows=10, latent_size=8, dlatent_size=6, resolution=8, channels=3,
+                 build_func_name='G_style', seed=0, name='Gs'):
+        rng = np.random.RandomState(seed)
+        self.name = name
+        self.build_func_name = build_func_name
+        self.static_kwargs = dict(resolution=resolution, num_channels=channels,
+                                  latent_size=latent_size, dlatent_size=dlatent_size)
+        self.input_shape = [None, latent_size]
+        self.output_shape = [None, channels, resolution, resolution]
+        self._map_w = rng.randn(latent_size, dlatent_size).astype(np.float32)
+        self._row_offsets = (0.1 * rng.randn(num_rows, dlatent_size)).astype(np.float32)
+        self._syn_w = (0.4 * rng.randn(num_rows, dlatent_size, channels * resolution ** 2)
+                       ).astype(np.float32)
+        self._avg = (0.2 * rng.randn(dlatent_size)).astype(np.float32)
+        self.noise_calls = []
+        shape_img = (channels, resolution, resolution)
+        self.components = types.SimpleNamespace(
+            mapping=_Component(self._mapping, [None, latent_size], [None, num_rows, dlatent_size]),
+            synthesis=_Component(self._synthesis, [None, num_rows, dlatent_size],
+                                 [None, *shape_img]))
+        self._shape_img = shape_img
+
+    def _mapping(self, latents, labels):
+        assert labels is None
+        x = np.tanh(np.asarray(latents, np.float32) @ self._map_w)          # [N, D]
+        return x[:, None, :] + self._row_offsets[None]                     # [N, L, D]
+
+    def _synthesis(self, dlatents, randomize_noise=True):
+        self.noise_calls.append(randomize_noise)
+        x = np.einsum('nld,ldp->np', np.asarray(dlatents, np.float32), self._syn_w)
+        if randomize_noise:
+            x = x + np.random.randn(*x.shape).astype(np.float32) * 0.05
+        return np.tanh(x).reshape((-1,) + self._shape_img).astype(np.float32)
+
+    def get_var(self, name):
+        if name != 'dlatent_avg':
+            raise KeyError(name)
+        return self._avg.copy()
+
+
+def use_fake_networks(monkeypatch, networks):
+    """Makes the scripts load ``networks[path]`` (FakeGs objects) instead of reading a pickle."""
+    def load(path, impl='tf2'):
+        if path not in networks:
+            raise ValueError(f'{path}: network pickle not found')
+        return networks[path]
+    from tf2 import mixing
+    monkeypatch.setattr(mixing, 'load_gs', load)
+
+
+def seed_latents(seeds, latent_size):
+    """Spec: a seed means RandomState(seed).randn(1, latent_size)."""
+    return np.stack([np.random.RandomState(s).randn(1, latent_size)[0] for s in seeds]
+                    ).astype(np.float32)
+
+
+# Real networks from the fixtures, loaded once per process.
+
+IMPLS = ('tf2', 'legacy')     # tf2.impl.IMPLS: the two implementations that load pickles
+_LOADED = {}
+
+
+def load_real_gs(pkl_name, impl):
+    """Gs from a fixture pickle through ``impl`` ('tf2' or 'legacy'), cached per process."""
+    if (pkl_name, impl) not in _LOADED:
+        from tf2.impl import load_network
+        _LOADED[pkl_name, impl] = load_network(fixture_path(pkl_name), impl)[2]
+    return _LOADED[pkl_name, impl]
+
+
+def use_loaded_networks(monkeypatch, impl):
+    """Lets the scripts reuse the networks ``load_real_gs`` loaded (loading takes seconds)."""
+    def load(path, impl_arg='tf2'):
+        assert impl_arg == impl
+        return load_real_gs(os.path.basename(path), impl)
+    from tf2 import mixing
+    monkeypatch.setattr(mixing, 'load_gs', load)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -6,10 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO_DIR, assert_user_error, expand_args, fixture_path
+from conftest import (REPO_DIR, TOL, FakeGs, assert_user_error, expand_args, fixture_path, load_real_gs, rel,
+                      seed_latents, use_fake_networks, use_loaded_networks)
 from dnnlib import legacy_pickle
-from test_mixing import (TOL, FakeGs, load_real_gs, rel_err, seed_latents, use_fake_networks,
-                         use_loaded_networks)
 from tf2 import mixing
 
 import cross_mixing
@@ -170,8 +169,8 @@ def test_cross_same_network_matches_official(tmp_path, monkeypatch, impl):
                             '--outdir', str(tmp_path / 'out'), '--out-npz', str(npz)])
     assert rc == 0
     with np.load(npz) as f:
-        assert rel_err(f['mixed_dlatents'][0, 0], ref['mix_dlatents'][0]) <= TOL
-        assert rel_err(f['images'][0, 0], ref['mix_images'][0]) <= TOL
+        assert rel(f['mixed_dlatents'][0, 0], ref['mix_dlatents'][0]) <= TOL
+        assert rel(f['images'][0, 0], ref['mix_images'][0]) <= TOL
 
 
 @pytest.mark.parametrize('w_only', [False, True])
@@ -190,7 +189,7 @@ def test_src_dlatents_file_matches_official(tmp_path, monkeypatch, w_only):
     assert rc == 0
     with np.load(npz) as f:
         assert f['images'].shape == (1, 2, 3, 64, 64)
-        assert rel_err(f['images'][0, 0], ref['mix_images'][0]) <= TOL
+        assert rel(f['images'][0, 0], ref['mix_images'][0]) <= TOL
         assert f['src_seeds'].tolist() == [-1, -1]
     assert 'cross-mixing-coarse-dst12-src-item1.png' in os.listdir(tmp_path / 'out')
 
@@ -212,6 +211,6 @@ def test_cross_v1_source_into_v2_destination(tmp_path, monkeypatch, impl):
     want = ref2['mix_dlatents_B'][0].copy()
     want[:4] = ref1['mix_dlatents_A'][0, :4]
     with np.load(npz) as f:
-        assert rel_err(f['mixed_dlatents'][0, 0], want) <= TOL
+        assert rel(f['mixed_dlatents'][0, 0], want) <= TOL
         rendered = Gs_b.components.synthesis.run(want[None], randomize_noise=False)[0]
-        assert rel_err(f['images'][0, 0], rendered) <= TOL
+        assert rel(f['images'][0, 0], rendered) <= TOL

@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import REPO_DIR, fixture_path
+from conftest import REPO_DIR, fixture_path, make_dataset
 from dnnlib import legacy_pickle
 from tf2 import training_options as to
 
@@ -184,7 +184,6 @@ def test_bad_finetune_flags_name_the_flag(launch, message):
 def test_resume_run_dir_restores_finetune_flags(tmp_path, capsys):
     """--resume RUN_DIR re-resolves the saved launch_args (dry run: no training, no TensorFlow)."""
     from dnnlib import submission
-    from test_training_loop import make_dataset
     pkl = fixture_path('sg1_r64.pkl')
     make_dataset(str(tmp_path / 'data' / 'my64'), resolution=64, num_images=4)
     launch = dict(resume_pkl=pkl, freeze_d=2, freeze_g=1, freeze_mapping=True, augment='diff:cutout',
@@ -205,7 +204,6 @@ def test_resume_run_dir_restores_finetune_flags(tmp_path, capsys):
 
 
 def test_mismatched_resume_pkl_stops_the_launcher_before_writing(tmp_path):
-    from test_training_loop import make_dataset
     make_dataset(str(tmp_path / 'data' / 'tiny32'), resolution=32, num_images=4)
     results = tmp_path / 'results'
     with pytest.raises(to.OptionsError, match=r'--resume-pkl .*resolution 64, but the dataset .* gives '
@@ -336,6 +334,7 @@ def test_readme_flow_resumed_run_keeps_flags_and_frozen_layers(tmp_path, capsys)
         _assert_frozen(pkl, os.path.join(run_dir, name), D_FROZEN_2, None)
 
 
+@pytest.mark.slow      # ~100 s on 2 CPU cores, like the v1 README flow tests above
 def test_stylegan2_pickle_finetune_flow(tmp_path, capsys):
     """The README flow on NVIDIA's StyleGAN2 fixture:
     dataset_tool.py -> run_training.py with FreezeD/FreezeG/frozen mapping -> style_mixing.py."""
@@ -344,6 +343,7 @@ def test_stylegan2_pickle_finetune_flow(tmp_path, capsys):
     data_dir = _make_dataset(tmp_path)
     results = str(tmp_path / 'results')
     args = _finetune_args(pkl, data_dir, results, 0.992)
+    del args[args.index('--config'):args.index('--config') + 2]      # stylegan2-f, from the pickle
     args[args.index('--freeze-d') + 1] = '1'
     args += ['--freeze-g', '1', '--freeze-mapping']
     assert run_training.main(args) == 0

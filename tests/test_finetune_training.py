@@ -12,8 +12,8 @@ import shutil
 import numpy as np
 import pytest
 
+from conftest import NET, OPT, assert_same_training_state, make_dataset, tiny_kwargs
 from dnnlib import legacy_pickle
-from test_training_loop import NET, OPT, assert_same_training_state, make_dataset, tiny_kwargs
 from tf2 import training_loop as tl
 
 # Starting at kimg 0.872 (lod 0 already), 4 steps of 16 images per schedule evaluation and ticks of

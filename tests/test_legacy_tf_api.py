@@ -13,15 +13,14 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import REPO_DIR, fixture_path, rel
+from conftest import REPO_DIR, fixture_path, rel, small_net_kwargs
 
 import tensorflow as tf  # noqa: E402
 
 import legacy_tf  # noqa: E402
 from legacy_tf import tflib  # noqa: E402
 
-SMALL = dict(num_channels=3, resolution=16, label_size=0, latent_size=8, dlatent_size=8,
-             mapping_fmaps=8, mapping_layers=2, fmap_base=64, fmap_max=8)
+SMALL = small_net_kwargs(16)
 
 
 @pytest.fixture(scope='module', autouse=True)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import fixture_path, rel, spec_path
+from conftest import randomize_tflib_net as randomize
 
 import tensorflow as tf  # noqa: E402
 
@@ -49,17 +50,6 @@ def parse_variable_list(path):
 
 def layout(net):
     return [(n, v.shape.as_list(), bool(v.trainable)) for n, v in net.own_vars.items()]
-
-
-def randomize(net, seed, scale=0.5):
-    """Moves every variable away from its initial value (lod stays 0)."""
-    rnd = np.random.RandomState(seed)
-    values = {}
-    for name, var in net.vars.items():
-        shape = var.shape.as_list()
-        values[name] = np.float32(0) if name.endswith('lod') else \
-            (rnd.randn(*shape) * scale).astype(np.float32)
-    net.set_vars(values)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ import pickle
 import numpy as np
 import pytest
 
-from conftest import fixture_path, rel, spec_path, uint8_mismatch
+from conftest import fixture_path, rel, small_net_kwargs, spec_path, uint8_mismatch
+from conftest import randomize_tflib_net as randomize
 
 import tensorflow as tf  # noqa: E402
 
@@ -59,18 +60,6 @@ def parse_variable_list(path):
 
 def layout(net):
     return [(n, v.shape.as_list(), bool(v.trainable)) for n, v in net.own_vars.items()]
-
-
-def randomize(net, seed, scale=0.5):
-    """Moves every variable away from its initial value (noise strengths, mod biases, the W
-    average, ...); ``lod`` stays 0."""
-    rnd = np.random.RandomState(seed)
-    values = {}
-    for name, var in net.vars.items():
-        shape = var.shape.as_list()
-        values[name] = np.float32(0) if name.endswith('lod') else \
-            np.asarray(rnd.randn(*shape) * scale, np.float32)
-    net.set_vars(values)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -305,8 +294,7 @@ def test_new_network_round_trip(tmp_path):
 # ------------------------------------------------------------------------------------------------
 # Architectures and options against the NumPy reference (random weights, 32 px).
 
-SMALL = dict(num_channels=3, resolution=32, label_size=0, latent_size=8, dlatent_size=8,
-             mapping_fmaps=8, mapping_layers=2, fmap_base=64, fmap_max=8)
+SMALL = small_net_kwargs(32)
 
 
 @pytest.fixture(scope='module')

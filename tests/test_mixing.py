@@ -1,97 +1,16 @@
 """Tests for tf2/mixing.py: schemes, truncation, row reconciliation, mixing, figures, npz.
 
-Library logic is tested on a tiny numpy network with the official API (``FakeGs``, also used by
-the CLI tests); the accuracy tests run the real networks loaded by ``tf2`` and ``legacy_tf``
+Library logic is tested on a tiny numpy network with the official API (``FakeGs`` in conftest,
+also used by the CLI tests); the accuracy tests run the real networks loaded by ``tf2`` and ``legacy_tf``
 against the official fixtures.
 """
 import os
-import types
 
 import numpy as np
 import pytest
 
-from conftest import fixture_path
+from conftest import IMPLS, TOL, FakeGs, fixture_path, load_real_gs, rel, seed_latents, use_fake_networks
 from tf2 import mixing
-
-TOL = 1e-4   # max|diff| / max|ref| for images against the official fixtures
-
-
-# ------------------------------------------------------------------------------------------------
-# A tiny network with the official API, in numpy.
-
-class _Component:
-    def __init__(self, fn, input_shape, output_shape):
-        self._fn = fn
-        self.input_shape = input_shape
-        self.output_shape = output_shape
-
-    def run(self, *args, **kwargs):
-        return self._fn(*args, **kwargs)
-
-
-class FakeGs:
-    """Numpy stand-in for ``Gs``: every style row changes the image, rows of a dlatent differ.
-
-    ``randomize_noise`` values passed to synthesis are recorded in ``noise_calls``.
-    """
-
-    def __init__(self, num_rows=10, latent_size=8, dlatent_size=6, resolution=8, channels=3,
-                 build_func_name='G_style', seed=0, name='Gs'):
-        rng = np.random.RandomState(seed)
-        self.name = name
-        self.build_func_name = build_func_name
-        self.static_kwargs = dict(resolution=resolution, num_channels=channels,
-                                  latent_size=latent_size, dlatent_size=dlatent_size)
-        self.input_shape = [None, latent_size]
-        self.output_shape = [None, channels, resolution, resolution]
-        self._map_w = rng.randn(latent_size, dlatent_size).astype(np.float32)
-        self._row_offsets = (0.1 * rng.randn(num_rows, dlatent_size)).astype(np.float32)
-        self._syn_w = (0.4 * rng.randn(num_rows, dlatent_size, channels * resolution ** 2)
-                       ).astype(np.float32)
-        self._avg = (0.2 * rng.randn(dlatent_size)).astype(np.float32)
-        self.noise_calls = []
-        shape_img = (channels, resolution, resolution)
-        self.components = types.SimpleNamespace(
-            mapping=_Component(self._mapping, [None, latent_size], [None, num_rows, dlatent_size]),
-            synthesis=_Component(self._synthesis, [None, num_rows, dlatent_size],
-                                 [None, *shape_img]))
-        self._shape_img = shape_img
-
-    def _mapping(self, latents, labels):
-        assert labels is None
-        x = np.tanh(np.asarray(latents, np.float32) @ self._map_w)          # [N, D]
-        return x[:, None, :] + self._row_offsets[None]                     # [N, L, D]
-
-    def _synthesis(self, dlatents, randomize_noise=True):
-        self.noise_calls.append(randomize_noise)
-        x = np.einsum('nld,ldp->np', np.asarray(dlatents, np.float32), self._syn_w)
-        if randomize_noise:
-            x = x + np.random.randn(*x.shape).astype(np.float32) * 0.05
-        return np.tanh(x).reshape((-1,) + self._shape_img).astype(np.float32)
-
-    def get_var(self, name):
-        if name != 'dlatent_avg':
-            raise KeyError(name)
-        return self._avg.copy()
-
-
-def use_fake_networks(monkeypatch, networks):
-    """Makes the scripts load ``networks[path]`` (FakeGs objects) instead of reading a pickle."""
-    def load(path, impl='tf2'):
-        if path not in networks:
-            raise ValueError(f'{path}: network pickle not found')
-        return networks[path]
-    monkeypatch.setattr(mixing, 'load_gs', load)
-
-
-def seed_latents(seeds, latent_size):
-    """Spec: a seed means RandomState(seed).randn(1, latent_size)."""
-    return np.stack([np.random.RandomState(s).randn(1, latent_size)[0] for s in seeds]
-                    ).astype(np.float32)
-
-
-def rel_err(a, ref):
-    return float(np.max(np.abs(np.asarray(a, np.float64) - ref)) / np.max(np.abs(ref)))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -464,28 +383,6 @@ def test_write_style_mixing_figure_from_pickle(tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------------------------
 # Real networks against the official fixtures.
 
-IMPLS = ('tf2', 'legacy')
-
-
-_LOADED = {}
-
-
-def load_real_gs(pkl_name, impl):
-    """Gs from a fixture pickle through ``impl`` ('tf2' or 'legacy'), cached per process."""
-    if (pkl_name, impl) not in _LOADED:
-        from tf2.impl import load_network
-        _LOADED[pkl_name, impl] = load_network(fixture_path(pkl_name), impl)[2]
-    return _LOADED[pkl_name, impl]
-
-
-def use_loaded_networks(monkeypatch, impl):
-    """Lets the scripts reuse the networks ``load_real_gs`` loaded (loading takes seconds)."""
-    def load(path, impl_arg='tf2'):
-        assert impl_arg == impl
-        return load_real_gs(os.path.basename(path), impl)
-    monkeypatch.setattr(mixing, 'load_gs', load)
-
-
 @pytest.mark.parametrize('impl', IMPLS)
 @pytest.mark.parametrize('prefix', ['sg1', 'sg2'])
 def test_real_network_mix_matches_official(prefix, impl):
@@ -494,16 +391,16 @@ def test_real_network_mix_matches_official(prefix, impl):
     # Seeds: A = seed 11 (source), B = seed 12 (destination); pair 0 of the fixture.
     res = mixing.style_mixing(Gs, [12], [11], 'coarse', truncation_psi=1, log=None)
     mix = res['schemes']['coarse']
-    assert rel_err(res['dst_dlatents'][0], ref['mix_dlatents_B'][0]) <= TOL
-    assert rel_err(res['src_dlatents'][0], ref['mix_dlatents_A'][0]) <= TOL
-    assert rel_err(mix['mixed_dlatents'][0, 0], ref['mix_dlatents'][0]) <= TOL
-    assert rel_err(mix['images'][0, 0], ref['mix_images'][0]) <= TOL
+    assert rel(res['dst_dlatents'][0], ref['mix_dlatents_B'][0]) <= TOL
+    assert rel(res['src_dlatents'][0], ref['mix_dlatents_A'][0]) <= TOL
+    assert rel(mix['mixed_dlatents'][0, 0], ref['mix_dlatents'][0]) <= TOL
+    assert rel(mix['images'][0, 0], ref['mix_images'][0]) <= TOL
     # Both fixture pairs from the official dlatents (pairs on the diagonal).
     out = mixing.mix_and_render(Gs, ref['mix_dlatents_B'], ref['mix_dlatents_A'], 'coarse',
                                 log=None)['coarse']
     for k in range(2):
         assert np.array_equal(out['mixed_dlatents'][k, k], ref['mix_dlatents'][k])
-        assert rel_err(out['images'][k, k], ref['mix_images'][k]) <= TOL
+        assert rel(out['images'][k, k], ref['mix_images'][k]) <= TOL
 
 
 @pytest.mark.parametrize('impl', IMPLS)
@@ -514,7 +411,7 @@ def test_real_network_default_truncation_per_version(impl):
     assert not mixing.is_stylegan2(Gs1)
     res = mixing.style_mixing(Gs1, [12], [11], 'none', log=None)
     assert res['truncation']['dst'] == (None, None)
-    assert rel_err(res['dst_dlatents'][0], ref1['mix_dlatents_B'][0]) <= TOL
+    assert rel(res['dst_dlatents'][0], ref1['mix_dlatents_B'][0]) <= TOL
     ref2 = np.load(fixture_path('sg2_r64_ref.npz'))
     Gs2 = load_real_gs('sg2_r64.pkl', impl)
     assert mixing.is_stylegan2(Gs2)
@@ -522,4 +419,4 @@ def test_real_network_default_truncation_per_version(impl):
     assert res['truncation']['dst'] == (0.5, None)
     avg = ref2['dlatent_avg']
     expected = avg + (ref2['mix_dlatents_B'][0] - avg) * np.float32(0.5)
-    assert rel_err(res['dst_dlatents'][0], expected) <= TOL
+    assert rel(res['dst_dlatents'][0], expected) <= TOL

@@ -9,14 +9,10 @@ import pytest
 
 import reference_sg1_numpy as R1
 import reference_sg2_numpy as R2
-from conftest import fixture_path
+from conftest import fixture_path, rel
 from dnnlib import legacy_pickle
 
 TOL = 1e-5
-
-
-def rel(a, b):
-    return np.abs(np.asarray(a) - b).max() / np.abs(b).max()
 
 
 @pytest.fixture(scope='module')

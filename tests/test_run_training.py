@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO_DIR, assert_user_error, fixture_path
+from conftest import REPO_DIR, assert_user_error, fixture_path, make_dataset
 from dnnlib import legacy_pickle, submission
 from tf2 import training_options as to
 
@@ -93,7 +93,7 @@ def datasets(tmp_path_factory):
     """Tiny datasets at 4, 32, 64 and 128 px in one --data-dir."""
     root = tmp_path_factory.mktemp('datasets')
     for res in (4, 32, 64, 128):
-        _tiny_dataset(str(root / f'toy{res}'), resolution=res, num_images=4)
+        make_dataset(str(root / f'toy{res}'), resolution=res, num_images=4)
     return str(root)
 
 
@@ -272,19 +272,15 @@ def test_resume_restores_saved_options_with_overrides(tmp_path, datasets):
     assert out.returncode == 2 and 'training_options.json' in out.stderr
 
 
-def _tiny_dataset(path, resolution=8, num_images=48):
-    from test_training_loop import make_dataset
-    return make_dataset(path, resolution=resolution, num_images=num_images)
-
-
 def test_cli_run_writes_the_run_directory(tmp_path):
-    data = _tiny_dataset(str(tmp_path / 'data' / 'tiny'))
+    """The issue-14 command: the demo config on a dataset of another size trains at its size."""
+    data = make_dataset(str(tmp_path / 'data' / 'tiny'))          # 8x8
     out = run_cli('--config', 'demo', '--data-dir', str(tmp_path / 'data'), '--dataset', 'tiny',
-                  '--resolution', '8', '--kimg', '0.1', '--result-dir', str(tmp_path / 'results'),
-                  '--mixing-figure', '0')
+                  '--kimg', '0.1', '--result-dir', str(tmp_path / 'results'), '--mixing-figure', '0')
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert f"Resolution: 8x8 (the dataset {data}'s largest)" in out.stdout
     runs = submission.list_run_dirs(str(tmp_path / 'results'))
-    assert len(runs) == 1 and runs[0].endswith('00000-sgan-tiny8-1gpu')
+    assert len(runs) == 1 and runs[0].endswith('00000-sgan-tiny-1gpu')
     run_dir = runs[0]
     for name in ('training_options.json', 'log.txt', 'stats.jsonl', 'reals.png', 'fakes_init.png',
                  'fakes000000.png', 'network-snapshot-000000.pkl', 'training-state-000000.npz',
@@ -300,7 +296,7 @@ def test_cli_run_writes_the_run_directory(tmp_path):
 
 @pytest.mark.slow
 def test_cli_resume_continues_the_run_in_place(tmp_path):
-    _tiny_dataset(str(tmp_path / 'data' / 'tiny'))
+    make_dataset(str(tmp_path / 'data' / 'tiny'))
     common = ('--data-dir', str(tmp_path / 'data'), '--result-dir', str(tmp_path / 'results'))
     out = run_cli('--config', 'demo', '--dataset', 'tiny', '--resolution', '8', '--kimg', '0.1',
                   '--mixing-figure', '0', *common)

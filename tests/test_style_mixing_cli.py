@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO_DIR, assert_user_error, expand_args, fixture_path
-from test_mixing import TOL, FakeGs, load_real_gs, rel_err, seed_latents, use_fake_networks
+from conftest import (REPO_DIR, TOL, FakeGs, assert_user_error, expand_args, fixture_path, load_real_gs, rel,
+                      seed_latents, use_fake_networks)
 from tf2 import mixing
 
 import style_mixing
@@ -125,13 +125,13 @@ def test_cli_out_npz_matches_official(tmp_path, prefix, impl):
         assert f['rows_coarse'].tolist() == [0, 1, 2, 3]
         assert f['images_coarse'].shape == (1, 1, 3, 64, 64)
         assert f['images_coarse'].dtype == np.float32
-        assert rel_err(f['mixed_dlatents_coarse'][0, 0], ref['mix_dlatents'][0]) <= TOL
-        assert rel_err(f['images_coarse'][0, 0], ref['mix_images'][0]) <= TOL
-        assert rel_err(f['dst_dlatents'][0], ref['mix_dlatents_B'][0]) <= TOL
-        assert rel_err(f['src_dlatents'][0], ref['mix_dlatents_A'][0]) <= TOL
+        assert rel(f['mixed_dlatents_coarse'][0, 0], ref['mix_dlatents'][0]) <= TOL
+        assert rel(f['images_coarse'][0, 0], ref['mix_images'][0]) <= TOL
+        assert rel(f['dst_dlatents'][0], ref['mix_dlatents_B'][0]) <= TOL
+        assert rel(f['src_dlatents'][0], ref['mix_dlatents_A'][0]) <= TOL
         # fine: rows 8-9 from A; B's dlatents elsewhere (all rows of a mapping output are equal)
         want = ref['mix_dlatents_B'][0].copy()
         want[8:] = ref['mix_dlatents_A'][0, 8:]
         assert f['rows_fine'].tolist() == [8, 9]
-        assert rel_err(f['mixed_dlatents_fine'][0, 0], want) <= TOL
+        assert rel(f['mixed_dlatents_fine'][0, 0], want) <= TOL
     assert len(os.listdir(tmp_path / 'out')) == 4

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 import reference_sg1_numpy as R1
-from conftest import rel, spec_path
+from conftest import rel, small_net_kwargs, spec_path
 from tf2 import checkpoint
 from tf2 import layers as L
 from tf2 import networks_stylegan as nets
@@ -135,8 +135,7 @@ def test_minibatch_stddev_groups_are_strided():
 # ------------------------------------------------------------------------------------------------
 # Against the independent NumPy reference (fused paths, options).
 
-SMALL = dict(num_channels=3, label_size=0, latent_size=8, mapping_fmaps=8, dlatent_size=8,
-             mapping_layers=2, fmap_base=64, fmap_max=8)
+SMALL = small_net_kwargs()
 
 
 def _gs_state(G):

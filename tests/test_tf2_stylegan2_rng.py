@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import small_net_kwargs
 from tf2 import networks_stylegan as nets1
 from tf2 import networks_stylegan2 as nets2
 
-SMALL = dict(num_channels=3, resolution=16, label_size=0, latent_size=8, dlatent_size=8,
-             mapping_fmaps=8, mapping_layers=2, fmap_base=64, fmap_max=8)
+SMALL = small_net_kwargs(16)
 
 
 def _randomized(build):

@@ -18,45 +18,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO_DIR
+from conftest import NET, REPO_DIR, assert_same_training_state, load_pair, make_dataset, tiny_kwargs
 from dnnlib import legacy_pickle
 from tf2 import training_loop as tl
-
-NET = dict(latent_size=8, dlatent_size=8, mapping_layers=2, mapping_fmaps=8, fmap_base=32, fmap_max=8)
-OPT = dict(func_name='tf2.optimizers.make_optimizer', name='adam', beta1=0.0, beta2=0.99, epsilon=1e-8)
-
-
-def make_dataset(path, resolution=8, num_images=48, seed=0):
-    """Smooth random colour waves, official TFRecord format."""
-    from tf2.dataset_tool_lib import TFRecordExporter
-    os.makedirs(path, exist_ok=True)
-    rnd = np.random.RandomState(seed)
-    yy, xx = np.mgrid[:resolution, :resolution] / resolution
-    with TFRecordExporter(path, resolution) as ex:
-        for _ in range(num_images):
-            color = rnd.randint(0, 256, size=[3, 1, 1])
-            wave = 0.5 + 0.5 * np.sin(6 * (xx + rnd.rand()) + 3 * yy)
-            ex.add_image(np.clip(color * wave[None], 0, 255).astype(np.uint8))
-        ex.finish()
-    return path
-
-
-def tiny_kwargs(dataset_dir, total_kimg, **overrides):
-    kwargs = dict(
-        G_args=dict(func_name='G_style', **NET),
-        D_args=dict(func_name='D_basic', fmap_base=32, fmap_max=8),
-        G_opt_args=dict(OPT), D_opt_args=dict(OPT),
-        G_loss_args=dict(func_name='tf2.loss.G_logistic_nonsaturating'),
-        D_loss_args=dict(func_name='tf2.loss.D_logistic_simplegp', r1_gamma=10.0),
-        dataset_args=dict(tfrecord_dir=dataset_dir),
-        # 8x8 from 4x4: the kimg-0.5 snapshot falls in the middle of the fade-in.
-        sched_args=dict(lod_initial_resolution=4, lod_training_kimg=0.4, lod_transition_kimg=0.4,
-                        minibatch_base=16, tick_kimg_base=0.5, tick_kimg_dict={}),
-        grid_args=dict(size='4x2', layout='random'),
-        total_kimg=total_kimg, network_snapshot_ticks=1, mirror_augment=True)
-    kwargs.update(overrides)
-    return kwargs
-
 
 @pytest.fixture(scope='module')
 def dataset_dir(tmp_path_factory):
@@ -70,26 +34,6 @@ def reference_run(dataset_dir, tmp_path_factory):
     os.makedirs(run_dir)
     summary = tl.training_loop(run_dir=run_dir, **tiny_kwargs(dataset_dir, 1.0))
     return run_dir, summary
-
-
-def load_pair(run_dir, kimg):
-    pkl, state = tl.snapshot_paths(run_dir, kimg)
-    with np.load(state) as f:
-        return legacy_pickle.load(pkl), {k: f[k] for k in f.files}
-
-
-def assert_same_training_state(run_a, run_b, kimg):
-    (nets_a, state_a), (nets_b, state_b) = load_pair(run_a, kimg), load_pair(run_b, kimg)
-    for a, b in zip(nets_a, nets_b):
-        va, vb = a.all_variables(), b.all_variables()
-        assert list(va) == list(vb)
-        for name in va:
-            np.testing.assert_array_equal(va[name], vb[name], err_msg=f'{a.name}/{name}')
-    skip = ('total_time', 'pkl_sha256')
-    assert sorted(state_a) == sorted(state_b)
-    for key in state_a:
-        if key not in skip:
-            np.testing.assert_array_equal(state_a[key], state_b[key], err_msg=key)
 
 
 # ------------------------------------------------------------------------------------------------

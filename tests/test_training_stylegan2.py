@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import fixture_path
+from conftest import NET, OPT, assert_same_training_state, fixture_path, load_pair, make_dataset
 from dnnlib import legacy_pickle
-from test_training_loop import NET, OPT, assert_same_training_state, load_pair, make_dataset
 from tf2 import training_loop as tl
 
 
