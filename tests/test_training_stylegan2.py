@@ -271,3 +271,10 @@ def test_finetune_official_stylegan2_pickle(tmp_path):
     assert not np.array_equal(d1['Output/weight'], d0['Output/weight'])                       # trained
     g0, g1 = G0.all_variables(), G1.all_variables()
     assert not np.array_equal(g1['G_synthesis/4x4/Conv/weight'], g0['G_synthesis/4x4/Conv/weight'])
+
+
+def test_step_phases_are_the_official_orders():
+    """One minibatch's work as data: StyleGAN's D-repeats-then-G, StyleGAN2's G-Gs-D."""
+    assert tl.step_phases('v2', 1) == ('count', 'G', 'G_reg', 'Gs', 'D', 'D_reg')
+    assert tl.step_phases('v1', 1) == ('D', 'D_reg', 'Gs', 'count', 'G', 'G_reg')
+    assert tl.step_phases('v1', 2) == ('D', 'D_reg', 'Gs', 'count', 'D', 'Gs', 'count', 'G', 'G_reg')

@@ -43,7 +43,7 @@ import tensorflow as tf
 
 import dnnlib
 from dnnlib import legacy_pickle
-from dnnlib.util import format_time
+from dnnlib.util import EasyDict, format_time
 from tf2 import checkpoint
 from tf2 import finetune
 from tf2 import loss as loss_lib
@@ -384,6 +384,22 @@ def build_func(func_name: str) -> Callable:
     return checkpoint.network_kind(module, func_name).build
 
 
+def step_phases(loop_order: str, D_repeats: int) -> Tuple[str, ...]:
+    """The official order of one minibatch's work, as data.
+
+    Phases: 'G' / 'D' (an update), 'G_reg' / 'D_reg' (a lazy regulariser update, run only when
+    due), 'Gs' (the moving average), 'count' (the minibatch counts as shown to D).
+    StyleGAN (v1): D_repeats times [D (its regulariser after the first), Gs, count], then G.
+    StyleGAN2: count, G, G_reg, Gs, D, D_reg.
+    """
+    if loop_order == 'v2':
+        return ('count', 'G', 'G_reg', 'Gs', 'D', 'D_reg')
+    phases = []
+    for i in range(D_repeats):
+        phases += ['D'] + (['D_reg'] if i == 0 else []) + ['Gs', 'count']
+    return tuple(phases + ['G', 'G_reg'])
+
+
 def lazy_regularization_opt_args(opt_args: dict, reg_interval: Optional[int]) -> Tuple[dict, float]:
     """Optimizer kwargs and learning-rate factor for lazy regularisation (StyleGAN2, spec 6.7).
 
@@ -675,6 +691,60 @@ def training_loop(
             total = grads if total is None else [a + b for a, b in zip(total, grads)]
         return total if rounds == 1 else [g / rounds for g in total]
 
+    # One minibatch's work, phase by phase (the order is data: step_phases). The context holds
+    # what the schedule sets; the phases read it.
+    ctx = EasyDict()
+    last_reals = []
+
+    def next_reals():
+        images, labels = training_set.get_minibatch_tf()
+        last_reals[:] = [steps.prepare_reals(images, ctx.lod_t), labels]
+        return tuple(last_reals)
+
+    def repeat_reals():
+        # The official D_reg_op reads the last fetched minibatch again, as processed for the D
+        # step (the same mirror flips), from the variable the fetch wrote.
+        return tuple(last_reals)
+
+    def random_labels():
+        labels = [tf.constant(training_set.get_random_labels_np(ctx.sched.minibatch_gpu))]
+        if steps.G_loss_takes_pl_labels:      # the path-length regulariser's own labels
+            labels.append(tf.constant(training_set.get_random_labels_np(ctx.sched.minibatch_gpu)))
+        return tuple(labels)
+
+    def run_D():
+        real_scores = []
+        ada = D_augment is not None and hasattr(D_augment, 'update')     # ADA needs D's real scores
+        grads = accumulate(functools.partial(steps.D_grads, reg=D_main_reg), next_reals, ctx.rounds,
+                           ctx.lod_t, 'D', ctx.sched,
+                           on_stats=(lambda st: real_scores.append(st['Loss/scores/real'])) if ada else None)
+        stats.report('Progress/D_update_skipped', 0.0 if bool(steps.apply_D(grads, ctx.D_lrate)) else 1.0)
+        if ada:
+            D_augment.update(tf.concat(real_scores, axis=0))     # p follows D's overfitting
+
+    def run_D_reg():
+        grads = accumulate(functools.partial(steps.D_grads, reg='only', scale=float(D_reg_interval)),
+                           repeat_reals, ctx.rounds, ctx.lod_t, 'D_reg', ctx.sched)
+        stats.report('Progress/D_reg_skipped', 0.0 if bool(steps.apply_D(grads, ctx.D_lrate)) else 1.0)
+
+    def run_G():
+        grads = accumulate(functools.partial(steps.G_grads, reg=G_main_reg), random_labels, ctx.rounds,
+                           ctx.lod_t, 'G', ctx.sched)
+        stats.report('Progress/G_update_skipped', 0.0 if bool(steps.apply_G(grads, ctx.G_lrate)) else 1.0)
+
+    def run_G_reg():
+        grads = accumulate(functools.partial(steps.G_grads, reg='only', scale=float(G_reg_interval)),
+                           random_labels, ctx.rounds, ctx.lod_t, 'G_reg', ctx.sched)
+        stats.report('Progress/G_reg_skipped', 0.0 if bool(steps.apply_G(grads, ctx.G_lrate)) else 1.0)
+
+    def count_images():
+        nonlocal cur_nimg
+        cur_nimg += ctx.sched.minibatch
+
+    run_phase = {'D': run_D, 'D_reg': run_D_reg, 'G': run_G, 'G_reg': run_G_reg,
+                 'Gs': lambda: steps.update_Gs(ctx.Gs_beta), 'count': count_images}
+    phases = step_phases(loop_order, D_repeats)
+
     # Main loop ------------------------------------------------------------------------------
     print(f'Training for {total_kimg} kimg from kimg {cur_nimg / 1000:.3f}...')
     tick_start_nimg = cur_nimg
@@ -687,74 +757,22 @@ def training_loop(
             optimizers.reset_optimizer_state(G_opt)
             optimizers.reset_optimizer_state(D_opt)
         prev_lod = sched.lod
-        rounds = sched.rounds * num_gpus
         training_set.configure(sched.minibatch_gpu, sched.lod)
-        lod_t = tf.constant(sched.lod, tf.float32)
         Gs_beta = 0.5 ** (sched.minibatch / (G_smoothing_kimg * 1000.0)) if G_smoothing_kimg > 0 else 0.0
-        Gs_beta = tf.constant(Gs_beta, tf.float32)
-
-        # Lazy regularisation steps (lr already scaled by mb_ratio): the official G_reg_op /
-        # D_reg_op share the Adam state with the main step and see the regulariser x interval.
-        G_lrate = tf.constant(sched.G_lrate * G_mb_ratio, tf.float32)
-        D_lrate = tf.constant(sched.D_lrate * D_mb_ratio, tf.float32)
-        last_reals = []
-
-        def next_reals():
-            images, labels = training_set.get_minibatch_tf()
-            last_reals[:] = [steps.prepare_reals(images, lod_t), labels]
-            return tuple(last_reals)
-
-        def repeat_reals():
-            # The official D_reg_op reads the last fetched minibatch again, as processed for the
-            # D step (the same mirror flips), from the variable the fetch wrote.
-            return tuple(last_reals)
-
-        def random_labels():
-            labels = [tf.constant(training_set.get_random_labels_np(sched.minibatch_gpu))]
-            if steps.G_loss_takes_pl_labels:      # the path-length regulariser's own labels
-                labels.append(tf.constant(training_set.get_random_labels_np(sched.minibatch_gpu)))
-            return tuple(labels)
-
-        def D_step(run_reg: bool) -> None:
-            real_scores = []
-            ada = D_augment is not None and hasattr(D_augment, 'update')     # ADA needs D's real scores
-            grads = accumulate(functools.partial(steps.D_grads, reg=D_main_reg), next_reals, rounds,
-                               lod_t, 'D', sched,
-                               on_stats=(lambda st: real_scores.append(st['Loss/scores/real'])) if ada else None)
-            stats.report('Progress/D_update_skipped', 0.0 if bool(steps.apply_D(grads, D_lrate)) else 1.0)
-            if ada:
-                D_augment.update(tf.concat(real_scores, axis=0))     # p follows D's overfitting
-            if run_reg:
-                grads = accumulate(functools.partial(steps.D_grads, reg='only', scale=float(D_reg_interval)),
-                                   repeat_reals, rounds, lod_t, 'D_reg', sched)
-                stats.report('Progress/D_reg_skipped', 0.0 if bool(steps.apply_D(grads, D_lrate)) else 1.0)
-
-        def G_step(run_reg: bool) -> None:
-            grads = accumulate(functools.partial(steps.G_grads, reg=G_main_reg), random_labels, rounds,
-                               lod_t, 'G', sched)
-            stats.report('Progress/G_update_skipped', 0.0 if bool(steps.apply_G(grads, G_lrate)) else 1.0)
-            if run_reg:
-                grads = accumulate(functools.partial(steps.G_grads, reg='only', scale=float(G_reg_interval)),
-                                   random_labels, rounds, lod_t, 'G_reg', sched)
-                stats.report('Progress/G_reg_skipped', 0.0 if bool(steps.apply_G(grads, G_lrate)) else 1.0)
+        # Lazy regularisation (lr already scaled by mb_ratio): the official G_reg_op / D_reg_op
+        # share the Adam state with the main step and see the regulariser x interval.
+        ctx.update(sched=sched, rounds=sched.rounds * num_gpus, lod_t=tf.constant(sched.lod, tf.float32),
+                   Gs_beta=tf.constant(Gs_beta, tf.float32),
+                   G_lrate=tf.constant(sched.G_lrate * G_mb_ratio, tf.float32),
+                   D_lrate=tf.constant(sched.D_lrate * D_mb_ratio, tf.float32))
 
         for _repeat in range(minibatch_repeats):
-            run_G_reg = regularization_due(running_mb_counter, G_reg_interval)
-            run_D_reg = regularization_due(running_mb_counter, D_reg_interval)
+            due = {'G_reg': regularization_due(running_mb_counter, G_reg_interval),
+                   'D_reg': regularization_due(running_mb_counter, D_reg_interval)}
             running_mb_counter += 1
-            if loop_order == 'v2':
-                # StyleGAN2: G (+ reg), Gs update, D (+ reg), one minibatch of reals per step.
-                cur_nimg += sched.minibatch
-                G_step(run_G_reg)
-                steps.update_Gs(Gs_beta)
-                D_step(run_D_reg)
-                continue
-            # StyleGAN: D_repeats D updates (each with the Gs update), then one G update.
-            for _D_repeat in range(D_repeats):
-                D_step(run_D_reg and _D_repeat == 0)
-                steps.update_Gs(Gs_beta)
-                cur_nimg += sched.minibatch
-            G_step(run_G_reg)
+            for phase in phases:
+                if due.get(phase, True):
+                    run_phase[phase]()
 
         # Once per tick: report, image grid, snapshot.
         done = cur_nimg >= total_nimg
