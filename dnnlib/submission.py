@@ -49,6 +49,22 @@ def create_run_dir(result_dir: str, desc: str) -> str:
         return run_dir
 
 
+def remove_new_run_dir(run_dir: str, result_dir_existed: bool) -> None:
+    """Undoes ``create_run_dir`` for a run that failed before its first output: the directory,
+    its reservation file, and ``result_dir`` itself when this launch created it and it is empty.
+    """
+    import shutil
+    result_dir, name = os.path.split(run_dir)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    m = _RUN_RE.match(name)
+    if m:
+        marker = os.path.join(result_dir, f'.{m.group(1)}.reserved')
+        if os.path.exists(marker):
+            os.remove(marker)
+    if not result_dir_existed and os.path.isdir(result_dir) and not os.listdir(result_dir):
+        os.rmdir(result_dir)
+
+
 def list_run_dirs(result_dir: str) -> list:
     """Run directories under ``result_dir``, oldest number first."""
     if not os.path.isdir(result_dir):

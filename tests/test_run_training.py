@@ -310,3 +310,24 @@ def test_cli_resume_continues_the_run_in_place(tmp_path):
     lines = [json.loads(l) for l in open(os.path.join(run_dir, 'stats.jsonl'))]
     assert [l['tick'] for l in lines] == [1, 2] and lines[-1]['kimg'] >= 0.2
     assert json.load(open(os.path.join(run_dir, 'training_options.json')))['launch_args']['kimg'] == 0.2
+
+
+def test_transfer_error_after_the_run_directory_leaves_nothing(tmp_path, datasets, monkeypatch):
+    """A --resume-pkl that shares no layer is found only once the networks exist; the new run
+    directory, its reservation and the result folder this launch made are removed again."""
+    from tf2 import finetune, training_loop, training_options
+
+    def refuse(**_kwargs):
+        raise finetune.TransferError('x.pkl: network G shares no trainable layer with the new one')
+
+    monkeypatch.setattr(training_loop, 'training_loop', refuse)
+    result_dir = tmp_path / 'results'
+    launch = dict(config='demo', data_dir=datasets, dataset='toy32', result_dir=str(result_dir))
+    with pytest.raises(finetune.TransferError, match='shares no trainable layer'):
+        training_options.run_training(launch)
+    assert not result_dir.exists()
+    result_dir.mkdir()
+    (result_dir / 'keep.txt').write_text('x')
+    with pytest.raises(finetune.TransferError):
+        training_options.run_training(launch)
+    assert sorted(os.listdir(result_dir)) == ['keep.txt']

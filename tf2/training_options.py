@@ -591,17 +591,27 @@ def run_training(launch: Dict[str, Any], resume: Optional[str] = None, dry_run: 
               f' Would create {result_dir}/NNNNN-{desc}/.'))
         return None
     _ensure_dataset(kwargs)
-    if run_dir is None:
+    new_run = run_dir is None
+    result_dir_existed = os.path.isdir(result_dir)
+    if new_run:
         try:
             run_dir = submission.create_run_dir(result_dir, desc)
         except OSError as e:
             raise OptionsError(f'--result-dir {result_dir}: cannot create a run directory ({e.strerror or e})') from None
     launch_saved = {k: v for k, v in launch.items() if v is not None}
     submission.save_training_options(run_dir, dict(launch_args=launch_saved, training_loop_kwargs=kwargs))
+    from tf2.finetune import TransferError
     from tf2.training_loop import training_loop     # imports TensorFlow: not needed for --dry-run
-    with Logger(os.path.join(run_dir, 'log.txt'), file_mode='a'):
-        print(f'Run directory: {run_dir}')
-        for line in ([overrides] if overrides else []) + notes:
-            print(line)
-        print('Training options:\n' + json.dumps(kwargs, indent=2))
-        return training_loop(run_dir=run_dir, resume_run=resume is not None, **kwargs)
+    try:
+        with Logger(os.path.join(run_dir, 'log.txt'), file_mode='a'):
+            print(f'Run directory: {run_dir}')
+            for line in ([overrides] if overrides else []) + notes:
+                print(line)
+            print('Training options:\n' + json.dumps(kwargs, indent=2))
+            return training_loop(run_dir=run_dir, resume_run=resume is not None, **kwargs)
+    except TransferError:
+        # Only knowable once the networks exist (--transfer-mismatched sharing no layer): a new
+        # run directory holds nothing but its options and log yet, so it goes again.
+        if new_run:
+            submission.remove_new_run_dir(run_dir, result_dir_existed)
+        raise
