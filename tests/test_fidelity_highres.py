@@ -132,11 +132,11 @@ def test_discriminator_every_score_matches_float64_reference(family, resolution)
 def test_careless_nhwc_reduction_would_fail_this_suite():
     """The yardstick bites: a single float32 NHWC reduction over H x W of large-mean activations
     misses the float64 mean by far more than the tolerance this suite allows."""
-    x = np.random.RandomState(0).randn(1, 1024, 1024, 2) + SHIFT
-    careless = tf.reduce_mean(tf.constant(x, tf.float32), axis=[1, 2]).numpy()
+    x = (np.random.RandomState(0).randn(1, 1024, 1024, 2) + SHIFT).astype(np.float32)
+    careless = tf.reduce_mean(tf.constant(x), axis=[1, 2]).numpy()
     from tf2 import layers as L
-    d, mean_d, _ = L.spatial_moments(tf.constant(x, tf.float32), 'NHWC')
-    exact = x.mean(axis=(1, 2))
-    shift = x[:, 0, 0, :]
+    d, mean_d, _ = L.spatial_moments(tf.constant(x), 'NHWC')
+    exact = x.astype(np.float64).mean(axis=(1, 2))       # of the very float32 values summed
+    shift = x[:, 0, 0, :].astype(np.float64)
     assert np.abs(careless - exact).max() > 1e-4          # what NHWC float32 sums lose
     assert np.abs(mean_d.numpy()[:, 0, 0] - (exact - shift)).max() < 2e-6
