@@ -144,3 +144,14 @@ def test_cli_user_errors_one_line_and_nothing_written(tmp_path, case, args, word
     if '--output' not in args:
         args += ['--output', str(tmp_path / 'out' / 'walk.gif')]
     assert_user_error('latent_walk.py', args, words, untouched=[tmp_path])
+
+
+def test_mp4_frames_and_size(tmp_path):
+    """With imageio-ffmpeg (requirements-dev.txt) the walk is an H.264 MP4 of the same frames."""
+    import imageio.v3 as iio
+    out = tmp_path / 'w.mp4'
+    assert walk_script.main(['--network', fixture_path('sg2_r64.pkl'), '--seeds', '1,2,3',
+                             '--frames-per-keyframe', '4', '--output', str(out), '--no-progress']) == 0
+    frames = iio.imread(out)
+    assert frames.shape == (12, 64, 64, 3)
+    assert sorted(os.listdir(tmp_path)) == ['w.mp4']
