@@ -143,7 +143,7 @@ def run(args, names) -> int:
     cache_dir = None if args.no_cache else (args.cache_dir or '')
     common = dict(Gs=Gs, data=data, compare=compare, num=args.num, inception=inception,
                   vgg16=(args.vgg16, args.lpips), cache_dir=cache_dir, seed=args.seed,
-                  minibatch_size=args.minibatch, network=args.network)
+                  minibatch_size=args.minibatch, network=args.network, seed_noise=True)
     contexts = [metric_base.prepare(name, **common) for name in names]    # every check before any work
     for ctx in contexts:
         result = metric_base.run(ctx)

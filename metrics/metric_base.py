@@ -132,6 +132,8 @@ class Context:
         self.minibatch_size, self.progress = minibatch_size, progress
         self._inception_arg, self._inception = inception, None
         self._memo: Dict[str, object] = {}
+        # Set by prepare(): the metric family, PPL's weights, the network's file, noise seeding.
+        self.base, self.vgg16_arg, self.network, self.seed_noise = name, None, None, False
 
     # -- feature networks ------------------------------------------------------------------
     @property
@@ -208,10 +210,12 @@ class Context:
                 from metrics.frechet_inception_distance import feature_statistics
                 rng = np.random.RandomState(self.seed)
                 labels = Labels(label_size(self.compared), self.reference)
-                # randomize_noise draws inside the network with TensorFlow's generator: seed it
-                # too, so that a run in a fresh process is reproducible.
-                import tensorflow as tf
-                tf.random.set_seed(self.seed)
+                if self.seed_noise:
+                    # randomize_noise draws inside the network from TensorFlow's global generator:
+                    # seeding it makes a run in a fresh process reproducible (and resets the
+                    # caller's global seed, which a training loop may not want).
+                    import tensorflow as tf
+                    tf.random.set_seed(self.seed)
                 features = self._extract(generated_images(self.compared, n_cmp, self.minibatch_size, rng,
                                                           labels), n_cmp, 'generated features')
                 self._memo[which] = (features,) + feature_statistics(features)
@@ -263,7 +267,8 @@ def open_set(image_set, flag: str) -> Optional[ImageSet]:
 
 def prepare(name: str, *, Gs=None, data=None, compare=None, num: Optional[int] = None,
             inception=None, vgg16=None, cache_dir: Optional[str] = '', seed: int = 0,
-            minibatch_size: int = 16, progress: bool = True, network: Optional[str] = None) -> Context:
+            minibatch_size: int = 16, progress: bool = True, network: Optional[str] = None,
+            seed_noise: bool = False) -> Context:
     """Checks a request and returns the Context `run` needs; nothing heavy happens here.
 
     Args:
@@ -281,6 +286,9 @@ def prepare(name: str, *, Gs=None, data=None, compare=None, num: Optional[int] =
         minibatch_size: images per forward pass.
         progress: tqdm bars with ETA on stderr.
         network: the network's file name, recorded in the result.
+        seed_noise: also seed TensorFlow's global generator with `seed` before generating, so
+            that randomize_noise repeats in a fresh process (calc_metrics.py does; a training
+            loop should not, as it resets the process's global TensorFlow seed).
 
     Raises:
         MetricError (a ValueError) naming the flag or file at fault.
@@ -305,7 +313,7 @@ def prepare(name: str, *, Gs=None, data=None, compare=None, num: Optional[int] =
         _check_channels(reference, compared)
     cache_dir = default_cache_dir() if cache_dir == '' else cache_dir
     ctx = Context(name, reference, compared, num, inception, seed, cache_dir, minibatch_size, progress)
-    ctx.base, ctx.vgg16_arg, ctx.network = base, vgg16, network
+    ctx.base, ctx.vgg16_arg, ctx.network, ctx.seed_noise = base, vgg16, network, seed_noise
     if base not in PPL_METRICS:
         ctx.check_counts()
     else:
@@ -332,6 +340,7 @@ def run(ctx: Context) -> dict:
     """Computes a prepared metric; returns the result dict (see the module docstring)."""
     from metrics import frechet_inception_distance, kernel_inception_distance, perceptual_path_length
     start = time.time()
+    ctx._memo.pop('compared', None)      # a network may have changed since the last run (training)
     if ctx.base == 'fid':
         results = frechet_inception_distance.compute_fid(ctx)
     elif ctx.base == 'kid':

@@ -413,11 +413,24 @@ def test_compare_two_sets_with_cached_statistics(narrow_inception, tmp_path):
 def test_generated_against_dataset(narrow_inception, sg1_Gs, tmp_path):
     data = write_tfrecords(tmp_path / 'data', random_images(2, 5, res=64))
     kw = dict(Gs=sg1_Gs, data=data, inception=narrow_inception, cache_dir=None, progress=False, seed=4,
-              minibatch_size=6)
+              minibatch_size=6, seed_noise=True)
     r1, r2 = metric_base.compute('fid6', **kw), metric_base.compute('fid6', **kw)
     assert r1['results'] == r2['results'] and np.isfinite(r1['results']['fid6'])
     assert (r1['num_images'], r1['num_reals']) == (6, 5)
     assert set(r1) >= {'metric', 'results', 'num_images', 'weights', 'total_time'}
+
+
+def test_prepare_once_run_per_snapshot(narrow_inception, tmp_path):
+    # The training-loop pattern: one prepare, one run per snapshot; the reals are extracted once.
+    gs, _, b = linear_generator(1, res=32)
+    gs.run = lambda z, labels, **kw: np.tanh((z @ b).reshape(-1, 3, 32, 32))
+    data = write_png_folder(tmp_path / 'reals', random_images(3, 4, res=32))
+    net = CountingFeatures(narrow_inception)
+    ctx = metric_base.prepare('fid4', Gs=gs, data=data, inception=net, cache_dir=None, progress=False)
+    first = metric_base.run(ctx)['results']['fid4']
+    b *= 3                                                  # the "network" trains on
+    second = metric_base.run(ctx)['results']['fid4']
+    assert first != second and net.seen == 4 + 4 + 4
 
 
 def test_grayscale_and_rgb_are_not_compared(narrow_inception, sg1_Gs, tmp_path):
