@@ -452,3 +452,15 @@ def test_append_jsonl(tmp_path):
     lines = [json.loads(line) for line in open(path)]
     assert [line['results']['fid1k'] for line in lines] == [1.5, 2.5]
     assert os.listdir(tmp_path / 'run') == ['metric-fid1k.jsonl']
+
+
+@pytest.mark.slow
+def test_ppl_agrees_between_implementations():
+    # The same seeds through tf2 and legacy_tf: the distances are LPIPS / 1e-8, so float32
+    # differences of the two syntheses show; 1 % holds them together.
+    from tf2.impl import load_network
+    lpips = vgg16.LPIPS.random(0)
+    values = [metric_base.compute('ppl_wend', Gs=load_network(fixture_path('sg2_r64.pkl'), impl=impl)[2], num=8,
+                                  vgg16=lpips, seed=1, minibatch_size=8, progress=False)['results']['ppl_wend']
+              for impl in ('tf2', 'legacy')]
+    assert values[0] == pytest.approx(values[1], rel=1e-2)
