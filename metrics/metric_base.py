@@ -10,7 +10,8 @@ One call computes one metric (the training loop can call it per snapshot)::
 `result` holds `metric`, `results` (name -> value), `num_images`, `weights` (the feature
 network's file), `total_time` and a few more keys (`num_reals`, `data`, `network`, ...).
 
-Names (`METRICS`): `fid`, `kid` with an optional count (`fid1k`, `fid50k`, `kid1k`, `fid500`),
+Names (`METRICS`): `fid`, `kid` with an optional count (`fid1k`, `fid50k`, `kid1k`, `fid500`) and
+an optional `_full` (every real image, as stylegan2-ada's `fid50k_full`),
 and `ppl_zfull`, `ppl_wfull`, `ppl_zend`, `ppl_wend` (crop on; StyleGAN2's defaults) and
 `ppl2_wend` (no crop: the StyleGAN2 paper's PPL). With a network, the count is the number of
 generated images (default 50,000, as in the papers); the reals are the first
@@ -48,13 +49,16 @@ class MetricError(ValueError):
 
 
 def parse_metric_name(name: str) -> Tuple[str, Optional[int]]:
-    """'fid50k' -> ('fid', 50000); 'kid' -> ('kid', None); 'ppl_wend' -> ('ppl_wend', None)."""
+    """'fid50k' -> ('fid', 50000); 'kid' -> ('kid', None); 'ppl_wend' -> ('ppl_wend', None).
+
+    A `_full` suffix (stylegan2-ada's `fid50k_full`) is accepted: with a network it takes every
+    real image instead of the first `count` (see Context.counts)."""
     if name in PPL_METRICS:
         return name, None
-    m = re.fullmatch(r'(fid|kid)(?:(\d+)(k?))?', name)
+    m = re.fullmatch(r'(fid|kid)(?:(\d+)(k?))?(?:_full)?', name)
     if not m:
         raise MetricError(f'unknown metric {name!r}; choose fid, kid (optionally with a count such as '
-                          f'fid1k or fid50k) or {", ".join(PPL_METRICS)}')
+                          f'fid1k or fid50k, and _full) or {", ".join(PPL_METRICS)}')
     if m.group(2) is None:
         return m.group(1), None
     count = int(m.group(2)) * (1000 if m.group(3) else 1)
@@ -134,6 +138,7 @@ class Context:
         self._memo: Dict[str, object] = {}
         # Set by prepare(): the metric family, PPL's weights, the network's file, noise seeding.
         self.base, self.vgg16_arg, self.network, self.seed_noise = name, None, None, False
+        self.full = name.endswith('_full')        # every real image, as stylegan2-ada's *_full
 
     # -- feature networks ------------------------------------------------------------------
     @property
@@ -149,7 +154,7 @@ class Context:
         """(images of the reference set, images on the compared side) this run uses."""
         if self.is_network:
             n = self.num or DEFAULT_NUM_IMAGES
-            return min(n, self.reference.num_images), n
+            return (self.reference.num_images if self.full else min(n, self.reference.num_images)), n
         if self.num is None:
             return self.reference.num_images, self.compared.num_images
         return self.num, self.num
@@ -310,6 +315,9 @@ def prepare(name: str, *, Gs=None, data=None, compare=None, num: Optional[int] =
                               '(--compare), not both' if Gs is not None else
                               f'{name}: give a network (--network) or a second image set (--compare)')
         compared = Gs if Gs is not None else other
+        if Gs is None and name.endswith('_full'):
+            raise MetricError(f'{name}: _full takes every real image against a network\'s; with two image '
+                              'sets give a plain count (all images are used without one)')
         _check_channels(reference, compared)
     cache_dir = default_cache_dir() if cache_dir == '' else cache_dir
     ctx = Context(name, reference, compared, num, inception, seed, cache_dir, minibatch_size, progress)

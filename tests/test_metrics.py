@@ -103,13 +103,14 @@ def test_kid_of_two_samples_of_one_distribution_is_near_zero():
 # Names
 
 @pytest.mark.parametrize('name,want', [('fid', ('fid', None)), ('fid50k', ('fid', 50000)), ('kid1k', ('kid', 1000)),
-                                       ('fid500', ('fid', 500)), ('ppl_wend', ('ppl_wend', None)),
+                                       ('fid500', ('fid', 500)), ('fid50k_full', ('fid', 50000)),
+                                       ('kid_full', ('kid', None)), ('ppl_wend', ('ppl_wend', None)),
                                        ('ppl2_wend', ('ppl2_wend', None))])
 def test_metric_names(name, want):
     assert metric_base.parse_metric_name(name) == want
 
 
-@pytest.mark.parametrize('name', ['fid50x', 'is50k', 'ppl_wend1k', 'fid1', 'FID'])
+@pytest.mark.parametrize('name', ['fid50x', 'is50k', 'ppl_wend1k', 'fid1', 'FID', 'fid_fulll'])
 def test_bad_metric_names(name):
     with pytest.raises(metric_base.MetricError, match=name):
         metric_base.parse_metric_name(name)
@@ -417,6 +418,10 @@ def test_generated_against_dataset(narrow_inception, sg1_Gs, tmp_path):
     r1, r2 = metric_base.compute('fid6', **kw), metric_base.compute('fid6', **kw)
     assert r1['results'] == r2['results'] and np.isfinite(r1['results']['fid6'])
     assert (r1['num_images'], r1['num_reals']) == (6, 5)
+    assert metric_base.prepare('fid3', **kw).counts() == (3, 3)
+    assert metric_base.prepare('fid3_full', **kw).counts() == (5, 3)       # every real, as ADA's _full
+    with pytest.raises(metric_base.MetricError, match='_full takes every real image'):
+        metric_base.prepare('fid3_full', data=data, compare=data, inception=narrow_inception)
     assert set(r1) >= {'metric', 'results', 'num_images', 'weights', 'total_time'}
 
 
