@@ -1,6 +1,8 @@
 """Small framework-free helpers: EasyDict, call/construct by name, format_time, Logger."""
 
+import contextlib
 import importlib
+import os
 import sys
 import types
 from typing import Any, Callable, Optional, TextIO
@@ -130,3 +132,19 @@ def get_top_level_function_name(obj: Callable) -> str:
     if not is_top_level_function(obj):
         raise ValueError(f'{obj!r} is not a module-level function')
     return f'{obj.__module__}.{obj.__name__}'
+
+
+@contextlib.contextmanager
+def atomic_write(path: str, mode: str = 'wb'):
+    """Writes ``path`` all or nothing: yields a file under a temporary name beside it, renamed
+    into place when the block ends without error and removed otherwise (no half-written file,
+    even on Ctrl-C). Creates the folder if needed."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f'{path}.tmp-{os.getpid()}'
+    try:
+        with open(tmp, mode) as f:
+            yield f
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

@@ -6,6 +6,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from dnnlib.util import atomic_write
+
 DLATENT_KEYS = ('dlatents', 'w')
 
 
@@ -66,13 +68,6 @@ def check_npz_path(path: str, flag: str) -> None:
 
 def save_npz(path: str, **arrays) -> str:
     """``np.savez`` to a temporary name in the same folder, then an atomic rename."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp-{os.getpid()}'
-    try:
-        with open(tmp, 'wb') as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
     return path

@@ -116,3 +116,17 @@ def test_legacy_pickle_cli_user_errors(bad_pickles, name, words):
     assert_user_error('-m', ['dnnlib.legacy_pickle', 'info', bad_pickles[name]], words, prefix='error: ',
                       untouched=[folder])
     assert not os.path.exists(os.path.join(folder, 'HACKED'))
+
+
+def test_atomic_write_all_or_nothing(tmp_path):
+    from dnnlib.util import atomic_write
+    path = tmp_path / 'sub' / 'out.bin'
+    with atomic_write(str(path)) as f:
+        f.write(b'abc')
+    assert path.read_bytes() == b'abc'
+    with pytest.raises(RuntimeError):
+        with atomic_write(str(path)) as f:
+            f.write(b'partial')
+            raise RuntimeError('interrupted')
+    assert path.read_bytes() == b'abc'               # the old content stays
+    assert sorted(p.name for p in path.parent.iterdir()) == ['out.bin']   # no temporary left

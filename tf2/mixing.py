@@ -41,6 +41,8 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Un
 
 import numpy as np
 
+from dnnlib.util import atomic_write
+
 __all__ = [
     'SCHEME_NAMES', 'Scheme', 'parse_scheme', 'parse_seeds', 'scheme_rows', 'format_rows',
     'truncate', 'reconcile_rows', 'mix_dlatents', 'is_stylegan2', 'default_truncation',
@@ -669,15 +671,8 @@ def save_mixing_npz(result: dict, path: str) -> str:
             per.update(shared)      # small; makes every per-scheme set of the keys complete
         for key, value in per.items():
             arrays[f'{key}_{name}' if several else key] = value
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp-{os.getpid()}'
-    try:
-        with open(tmp, 'wb') as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
     return path
 
 
@@ -773,13 +768,8 @@ def _wrap(draw, text: str, font, width: int) -> str:
 
 
 def _save_png(image, path: str) -> str:
-    tmp = f'{path}.tmp-{os.getpid()}'
-    try:
-        image.save(tmp, format='PNG')
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_write(path) as f:
+        image.save(f, format='PNG')
     return path
 
 

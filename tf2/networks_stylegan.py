@@ -369,12 +369,19 @@ class GeneratorWrapper(L.OfficialModel):
 
     cutoff_none_is_all_rows = False
 
-    def __init__(self, name, data_format, static_kwargs, synthesis, make_mapping, defaults):
+    def __init__(self, name, data_format, static_kwargs, synthesis, mapping, mapping_cls,
+                 kwargs, defaults, **mapping_extra):
+        """``mapping``: the given component, or None to build ``mapping_cls`` from the official
+        ``kwargs`` (broadcast to the synthesis' rows) plus ``mapping_extra`` (ours, e.g. impl)."""
         super().__init__(name, static_kwargs, data_format)
         self.defaults = dict(defaults)
         self.num_layers = synthesis.input_shapes[0][1]
         dlatent_size = synthesis.input_shapes[0][2]
-        mapping = make_mapping(self.num_layers)
+        if mapping is None:
+            mapping_kwargs = {'dlatent_broadcast': self.num_layers,
+                              **{k: v for k, v in kwargs.items() if k != 'dlatent_broadcast'}}
+            mapping = mapping_cls(name='G_mapping', data_format=data_format,
+                                  static_kwargs=mapping_kwargs, **mapping_kwargs, **mapping_extra)
         self.synthesis, self.mapping = synthesis, mapping
         self.components = collections.OrderedDict([('synthesis', synthesis),
                                                    ('mapping', mapping)])
@@ -467,17 +474,8 @@ class GStyle(GeneratorWrapper):
         components = dict(components or {})
         synthesis = components.get('synthesis') or SynthesisV1(
             name='G_synthesis', data_format=data_format, static_kwargs=kwargs, **kwargs)
-
-        def make_mapping(num_layers):
-            if components.get('mapping') is not None:
-                return components['mapping']
-            mapping_kwargs = {'dlatent_broadcast': num_layers,
-                              **{k: v for k, v in kwargs.items() if k != 'dlatent_broadcast'}}
-            return MappingV1(name='G_mapping', data_format=data_format,
-                             static_kwargs=mapping_kwargs, **mapping_kwargs)
-
         super().__init__(name, data_format, static_kwargs if static_kwargs is not None else kwargs,
-                         synthesis, make_mapping, dict(
+                         synthesis, components.get('mapping'), MappingV1, kwargs, dict(
                              truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                              truncation_psi_val=truncation_psi_val,
                              truncation_cutoff_val=truncation_cutoff_val,

@@ -564,23 +564,15 @@ class GMain(v1.GeneratorWrapper):
                                                        **kwargs)
         if components.get('mapping') is None and mapping_func != 'G_mapping':
             raise ValueError(f'{name}: unknown mapping_func {mapping_func!r}')
-
-        def make_mapping(num_layers):
-            if components.get('mapping') is not None:
-                return components['mapping']
-            mapping_kwargs = {'dlatent_broadcast': num_layers,
-                              **{k: v for k, v in kwargs.items() if k != 'dlatent_broadcast'}}
-            return MappingV2(name='G_mapping', data_format=data_format, impl=impl,
-                             static_kwargs=mapping_kwargs, **mapping_kwargs)
-
         super().__init__(name, data_format, static_kwargs if static_kwargs is not None else kwargs,
-                         synthesis, make_mapping, dict(
+                         synthesis, components.get('mapping'), MappingV2, kwargs, dict(
                              truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                              truncation_psi_val=truncation_psi_val,
                              truncation_cutoff_val=truncation_cutoff_val,
                              dlatent_avg_beta=dlatent_avg_beta,
                              style_mixing_prob=style_mixing_prob, is_training=is_training,
-                             is_validation=is_validation, return_dlatents=return_dlatents))
+                             is_validation=is_validation, return_dlatents=return_dlatents),
+                         impl=impl)
         self.impl = impl
 
     def call(self, latents, labels=None, truncation_psi=UNSET, truncation_cutoff=UNSET,

@@ -43,7 +43,7 @@ import tensorflow as tf
 
 import dnnlib
 from dnnlib import legacy_pickle
-from dnnlib.util import EasyDict, format_time
+from dnnlib.util import EasyDict, atomic_write, format_time
 from tf2 import checkpoint
 from tf2 import finetune
 from tf2 import loss as loss_lib
@@ -137,14 +137,8 @@ def _write_atomic(path: str, data: bytes) -> None:
     # Temporary name + rename: a killed process never leaves a partial file under `path`. No
     # fsync: it guards only against an OS crash, and it stalled a tick for up to a minute while
     # other processes kept the disk busy.
-    tmp = f'{path}.tmp-{os.getpid()}'
-    try:
-        with open(tmp, 'wb') as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_write(path) as f:
+        f.write(data)
 
 
 # ------------------------------------------------------------------------------------------------
