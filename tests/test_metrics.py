@@ -50,6 +50,18 @@ def test_frechet_distance_eigh_matches_scipy_sqrtm(rank):
     assert np.trace(scipy.linalg.sqrtm(s1 @ s2)).real == pytest.approx(fid_lib.trace_sqrtm_product(s1, s2), rel=1e-6)
 
 
+@pytest.mark.parametrize('n1,n2', [(10, 25), (40, 7), (80, 90)])
+def test_fid_from_features_matches_covariance_forms(n1, n2):
+    # 64 dimensions: (10, 25) and (40, 7) take the low-rank path, (80, 90) the covariance one.
+    rng = np.random.RandomState(n1)
+    a, b = rng.randn(n1, 64), rng.randn(n2, 64) * 0.7 + 0.1
+    stats_a, stats_b = fid_lib.feature_statistics(a), fid_lib.feature_statistics(b)
+    want = fid_lib.frechet_distance(*stats_a, *stats_b, impl='scipy')
+    assert fid_lib.fid_from_features(a, b) == pytest.approx(want, rel=1e-7)
+    assert fid_lib.trace_sqrtm_from_features(a, b) == pytest.approx(
+        fid_lib.trace_sqrtm_product(stats_a[1], stats_b[1]), rel=1e-7)
+
+
 def test_fid_of_a_set_with_itself_is_zero_and_fid_is_symmetric():
     rng = np.random.RandomState(3)
     a, b = rng.randn(300, 64), rng.randn(200, 64) * 1.3 + 0.2
