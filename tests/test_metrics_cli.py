@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import assert_user_error, bad_pickles, expand_args, fixture_path, run_script  # noqa: F401
+from conftest import assert_user_error, expand_args, fixture_path, run_script
 from test_metrics import random_images, write_png_folder, write_tfrecords
 
 
