@@ -285,19 +285,38 @@ def upsample_conv_2d(x, w, k=None, factor=2, gain=1, data_format='NCHW', impl='a
     conv_k, in_c, out_c = w.shape[0], w.shape[2], w.shape[3]
     p = (kernel.shape[0] - factor) - (conv_k - 1)
 
-    # Weight transform: [k, k, in, G, out/G] -> flip -> [k, k, out/G, G, in] -> [k, k, out/G, G*in].
-    w = tf.reshape(w, [conv_k, conv_k, in_c, groups, out_c // groups])
-    w = tf.transpose(w[::-1, ::-1], [0, 1, 4, 3, 2])
-    w = tf.reshape(w, [conv_k, conv_k, out_c // groups, groups * in_c])
-
     # [N, H, W, C] on CPU: NCHW convolutions are not available there.
     y = _to_nhwc(x, data_format)
-    n, h, wd = tf.shape(y)[0], y.shape[1], y.shape[2]
-    out_shape = [n, (h - 1) * factor + conv_k, (wd - 1) * factor + conv_k, out_c]
-    y = tf.nn.conv2d_transpose(y, w, out_shape, [1, factor, factor, 1], 'VALID')
+    if groups > 1 and not tf.config.list_logical_devices('GPU'):
+        y = _zero_insert_conv(y, w, factor)
+    else:
+        # Weight transform: [k, k, in, G, out/G] -> flip -> [k, k, out/G, G, in] -> [k, k, out/G, G*in].
+        wt = tf.reshape(w, [conv_k, conv_k, in_c, groups, out_c // groups])
+        wt = tf.transpose(wt[::-1, ::-1], [0, 1, 4, 3, 2])
+        wt = tf.reshape(wt, [conv_k, conv_k, out_c // groups, groups * in_c])
+        n, h, wd = tf.shape(y)[0], y.shape[1], y.shape[2]
+        out_shape = [n, (h - 1) * factor + conv_k, (wd - 1) * factor + conv_k, out_c]
+        y = tf.nn.conv2d_transpose(y, wt, out_shape, [1, factor, factor, 1], 'VALID')
     y = _simple_upfirdn_2d(y, kernel, pad0=(p + 1) // 2 + factor - 1, pad1=p // 2 + 1,
                            data_format='NHWC', impl=impl)
     return _from_nhwc(y, data_format)
+
+
+def _zero_insert_conv(y, w, factor):
+    """The grouped stride-``factor`` transposed convolution of ``upsample_conv_2d`` on a CPU.
+
+    TensorFlow's CPU kernels have no grouped transposed convolution, but do run a grouped forward
+    one. A transposed convolution is a true convolution of the zero-inserted input
+    (``z[factor*i] = y[i]``) with the weight; ``conv2d`` correlates, so on ``z`` padded by
+    ``k - 1`` it takes the weight flipped twice: ``w`` as given. NHWC, HWIO.
+    """
+    k = w.shape[0]
+    n, h, wd, c = tf.shape(y)[0], y.shape[1], y.shape[2], y.shape[3]
+    z = tf.reshape(y, [n, h, 1, wd, 1, c])
+    z = tf.pad(z, [[0, 0], [0, 0], [0, factor - 1], [0, 0], [0, factor - 1], [0, 0]])
+    z = tf.reshape(z, [n, h * factor, wd * factor, c])[:, :(h - 1) * factor + 1, :(wd - 1) * factor + 1]
+    z = tf.pad(z, [[0, 0], [k - 1, k - 1], [k - 1, k - 1], [0, 0]])
+    return tf.nn.conv2d(z, w, [1, 1, 1, 1], 'VALID')
 
 
 @tf.autograph.experimental.do_not_convert  # plain Python around TF ops
