@@ -148,3 +148,16 @@ def atomic_write(path: str, mode: str = 'wb'):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def read_npz(path: str, where: str, what: str) -> dict:
+    """Every array of an ``.npz`` file (no pickled objects), or ValueError starting with
+    ``where``: "<what> file not found" or "not a readable .npz file (...)"."""
+    import numpy as np
+    if not os.path.isfile(path):
+        raise ValueError(f'{where}: {what} file not found')
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except Exception as e:   # noqa: BLE001 - any read failure means "not an npz we can use"
+        raise ValueError(f'{where}: not a readable .npz file ({e})') from e

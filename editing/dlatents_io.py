@@ -6,7 +6,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from dnnlib.util import atomic_write
+from dnnlib.util import atomic_write, read_npz
 
 DLATENT_KEYS = ('dlatents', 'w')
 
@@ -26,13 +26,7 @@ def load_dlatents(path: str, num_rows: int, dlatent_size: int, flag: str = '--dl
             dtype/shape/size, NaN, or seeds that do not fit.
     """
     where = f'{path} ({flag})'
-    if not os.path.isfile(path):
-        raise ValueError(f'{where}: dlatents file not found')
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            data = {k: f[k] for k in f.files}
-    except Exception as e:   # noqa: BLE001 - any read failure means "not an npz we can use"
-        raise ValueError(f'{where}: not a readable .npz file ({e})') from e
+    data = read_npz(path, where, 'dlatents')
     key = next((k for k in DLATENT_KEYS if k in data), None)
     if key is None:
         raise ValueError(f'{where}: no "dlatents" (or "w") array; found keys {sorted(data)}')

@@ -28,6 +28,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from dnnlib.util import read_npz
 from tf2 import mixing
 
 METHODS = ('gf', 'ros')
@@ -225,15 +226,8 @@ def save_factorization(result: Dict, path: str, source_pkl: str) -> str:
 def load_directions(path: str, dlatent_size: Optional[int] = None, flag: str = '--directions'
                     ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """Reads ``directions`` ``[K, D]`` (and ``eigenvalues`` if present) from a SeFa npz."""
-    import os
+    data = read_npz(path, f'{path} ({flag})', 'directions')
     where = f'{path} ({flag})'
-    if not os.path.isfile(path):
-        raise ValueError(f'{where}: directions file not found')
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            data = {k: f[k] for k in f.files}
-    except Exception as e:   # noqa: BLE001
-        raise ValueError(f'{where}: not a readable .npz file ({e})') from e
     d = data.get('directions')
     if d is None or d.ndim != 2 or d.shape[0] == 0 or not np.issubdtype(d.dtype, np.floating):
         raise ValueError(f'{where}: needs "directions" float [K, D] (as sefa.py --out-npz writes)')

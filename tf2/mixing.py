@@ -41,7 +41,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Un
 
 import numpy as np
 
-from dnnlib.util import atomic_write
+from dnnlib.util import atomic_write, read_npz
 
 __all__ = [
     'SCHEME_NAMES', 'Scheme', 'parse_scheme', 'parse_seeds', 'scheme_rows', 'format_rows',
@@ -557,13 +557,7 @@ def load_src_dlatents(path: str, seeds: Optional[Sequence[int]] = None
     Returns:
         ``(dlatents float32, seeds int64 array or None)``.
     """
-    if not os.path.isfile(path):
-        raise ValueError(f'{path}: source dlatents file not found')
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            data = {k: f[k] for k in f.files}
-    except Exception as e:   # noqa: BLE001 - any read failure is "not an npz we can use"
-        raise ValueError(f'{path}: not a readable .npz file ({e})') from e
+    data = read_npz(path, path, 'source dlatents')
     if 'dlatents' not in data:
         raise ValueError(f'{path}: no "dlatents" array (found keys {sorted(data)}); expected '
                          '"dlatents" [N, L, D] or [N, D] and optionally "seeds" [N]')
