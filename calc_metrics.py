@@ -124,7 +124,7 @@ def run(args, names) -> int:
     outline = None
     if args.network is not None:
         from dnnlib import legacy_pickle
-        from tf2.impl import check_generator_pickle
+        from editing.impl import check_generator_pickle
         if not os.path.isfile(args.network):
             raise ValueError(f'--network: {args.network}: file not found')
         nets = legacy_pickle.load(args.network)                     # plain data, no TensorFlow yet
@@ -138,7 +138,7 @@ def run(args, names) -> int:
         inception = InceptionFeatures(args.inception)               # one network for every metric
     Gs = None
     if args.network is not None:
-        from tf2.impl import load_network
+        from editing.impl import load_network
         Gs = load_network(args.network, impl=args.impl)[2]
     cache_dir = None if args.no_cache else (args.cache_dir or '')
     common = dict(Gs=Gs, data=data, compare=compare, num=args.num, inception=inception,

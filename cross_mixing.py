@@ -9,7 +9,7 @@ by repeating its last row, one with more is cut. Latent and dlatent sizes must m
 import argparse
 import sys
 
-from tf2 import mixing
+from editing import mixing
 
 
 def main(argv=None) -> int:

@@ -3,7 +3,7 @@
 
 Commands follow NVIDIA's dataset_tool.py: create_from_images, display (writes a grid PNG instead
 of opening a window), info, extract, compare, plus create_demo (the embedded Twemoji faces
-dataset). The library is tf2/dataset_tool_lib.py; this script only parses arguments and reports.
+dataset). The library is training/dataset_tool.py; this script only parses arguments and reports.
 Exit code 0 on success, 1 on bad input or output (message names the file), 130 on Ctrl-C.
 """
 import argparse
@@ -12,7 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from tf2 import dataset_tool_lib as lib  # noqa: E402
+from training import dataset_tool as lib  # noqa: E402
 
 
 def _bool01(text):

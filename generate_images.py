@@ -11,7 +11,7 @@ import math
 import os
 import sys
 
-from tf2.generate import NOISE_MODES, generate_images, parse_seeds
+from editing.generate_images import NOISE_MODES, generate_images, parse_seeds
 
 
 def _seeds(text):

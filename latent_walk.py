@@ -61,7 +61,7 @@ examples:
 def main(argv=None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
-    from tf2 import mixing
+    from editing import mixing
     from editing import latent_walk
     try:
         seeds = None if args.seeds is None else mixing.parse_seeds(args.seeds)

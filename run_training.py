@@ -57,7 +57,7 @@ def _int_or_full(text: str):
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Command line; every default is None so that --resume knows which flags were given."""
-    from tf2.training_options import (CONFIGS, DEMO_GRID, DEMO_KIMG, DEMO_SNAPSHOT_TICKS,
+    from training.training_options import (CONFIGS, DEMO_GRID, DEMO_KIMG, DEMO_SNAPSHOT_TICKS,
                                       LAUNCH_DEFAULTS as D)
     p = argparse.ArgumentParser(description=__doc__, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -154,7 +154,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from tf2 import training_options
+    from training import training_options
     launch = {k: v for k, v in vars(args).items() if k not in ('resume', 'dry_run')}
     try:
         training_options.run_training(launch, resume=args.resume, dry_run=args.dry_run)
@@ -162,13 +162,13 @@ def main(argv=None) -> int:
         print(f'run_training.py: error: {e}', file=sys.stderr)
         return 2
     except RuntimeError as e:
-        from tf2.training_loop import TrainingDivergedError   # TensorFlow is loaded by now
+        from training.training_loop import TrainingDivergedError   # TensorFlow is loaded by now
         if isinstance(e, TrainingDivergedError):
             print(f'run_training.py: {e}', file=sys.stderr)
             return 1
         raise
     except ValueError as e:
-        from tf2.finetune import TransferError   # --resume-pkl does not fit the dataset
+        from training.finetune import TransferError   # --resume-pkl does not fit the dataset
         if isinstance(e, TransferError):
             print(f'run_training.py: error: {e}', file=sys.stderr)
             return 2

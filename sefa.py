@@ -69,7 +69,7 @@ def join_negative_lists(argv, flags=('--degrees',)):
 def main(argv=None) -> int:
     p = build_parser()
     args = p.parse_args(join_negative_lists(sys.argv[1:] if argv is None else argv))
-    from tf2 import mixing
+    from editing import mixing
     from editing import sefa
     try:
         seeds = None if args.seeds is None else mixing.parse_seeds(args.seeds)

@@ -7,7 +7,7 @@ sources along the top and the destinations down the left; each mix is also writt
 import argparse
 import sys
 
-from tf2 import mixing
+from editing import mixing
 
 
 def main(argv=None) -> int:

@@ -20,7 +20,7 @@ import PIL.Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tf2 import dataset_tool_lib as lib  # noqa: E402
+from training import dataset_tool as lib  # noqa: E402
 
 
 def write_synthetic_images(folder, num_images, size, seed=0):

@@ -2,7 +2,7 @@
 """Training speed of the default StyleGAN (v1) networks on this machine, in sec/kimg.
 
 For each resolution it builds the official default G_style / D_basic (fmap_base 8192, 512-d
-latents) and times a few full training steps of tf2.training_loop (D step with R1 + Gs update,
+latents) and times a few full training steps of training.training_loop (D step with R1 + Gs update,
 then G step; lod 0, the official 1-GPU minibatch size), and, in the same run and on the same
 minibatch, a baseline: one plain forward + backward pass of D alone (no R1, no G). The ratio says
 how much a training step costs beyond D's own forward/backward.
@@ -45,8 +45,9 @@ def bench_resolution(resolution: int, steps: int, minibatch: int, minibatch_gpu:
     """Seconds per training step and per baseline step at `resolution`; see the module docstring."""
     import numpy as np
     import tensorflow as tf
-    from tf2 import checkpoint, loss, networks_stylegan, optimizers
-    from tf2 import training_loop as tl
+    from tf2 import checkpoint, networks_stylegan
+    from training import loss, optimizers
+    from training import training_loop as tl
 
     tl.disable_fragile_graph_rewrite()
     G = networks_stylegan.G_style(num_channels=3, resolution=resolution, label_size=0)

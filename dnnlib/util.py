@@ -25,7 +25,7 @@ class EasyDict(dict):
 
 
 def get_obj_by_name(name: str) -> Any:
-    """Finds a Python object by its fully qualified name, e.g. ``'tf2.loss.G_logistic_nonsaturating'``.
+    """Finds a Python object by its fully qualified name, e.g. ``'training.loss.G_logistic_nonsaturating'``.
 
     Tries the longest importable module prefix first, then walks attributes.
     """

@@ -54,7 +54,7 @@ def load_dlatents(path: str, num_rows: int, dlatent_size: int, flag: str = '--dl
 
 def check_npz_path(path: str, flag: str) -> None:
     """Raises ValueError unless ``path`` can be written as a file (checked before any work)."""
-    from tf2.generate import check_output_dir
+    from editing.generate_images import check_output_dir
     if os.path.isdir(path):
         raise ValueError(f'{path}: {flag} is a folder; give a file name such as out.npz')
     check_output_dir(os.path.dirname(path) or '.')

@@ -13,7 +13,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tf2 import mixing
+from editing import mixing
 
 SPACES = ('w', 'z')
 KINDS = ('linear', 'cubic')
@@ -201,7 +201,7 @@ def render_frames(Gs, dlatents: np.ndarray, minibatch_size: int = 8,
 
 def check_output(path: str, frames_dir: Optional[str] = None) -> None:
     """The output must be .gif or .mp4 (MP4 only with imageio-ffmpeg) in a writable folder."""
-    from tf2.generate import check_output_dir
+    from editing.generate_images import check_output_dir
     from editing.figures import mp4_available
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:

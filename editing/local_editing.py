@@ -23,7 +23,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from tf2 import mixing
+from editing import mixing
 
 Log = Callable[[str], None]
 MASK_HALVES = ('left', 'right', 'top', 'bottom')
@@ -245,7 +245,7 @@ def run_local_editing(network_pkl: str, outdir: str, resolutions: str,
     Returns:
         Written paths (``figure``, ``result``).
     """
-    from tf2.generate import check_output_dir
+    from editing.generate_images import check_output_dir
     from editing import figures, sefa
     if impl != 'tf2':
         raise ValueError(f'--impl {impl}: local editing needs --impl tf2 (it runs the synthesis '

@@ -29,7 +29,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from dnnlib.util import read_npz
-from tf2 import mixing
+from editing import mixing
 
 METHODS = ('gf', 'ros')
 # genforce's interface menu: fixed rows tuned for 14-row (256 px) networks (spec §1.5).
@@ -375,7 +375,7 @@ def run_sefa(network_pkl: str, layers: str = 'all', method: str = 'gf', impl: st
         Written paths by kind (``npz``, ``grid``, ``edits``).
     """
     from editing import dlatents_io
-    from tf2.generate import check_output_dir
+    from editing.generate_images import check_output_dir
     if out_npz is None and outdir is None:
         raise ValueError('nothing to write: give --out-npz and/or --outdir')
     if layout not in GRID_LAYOUTS:

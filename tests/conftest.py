@@ -78,12 +78,12 @@ def randomize_tflib_net(net, seed, scale=0.5):
 
 # The training-loop tests' tiny StyleGAN (G kwargs; D: fmap_base 32, fmap_max 8) and Adam.
 NET = dict(latent_size=8, dlatent_size=8, mapping_layers=2, mapping_fmaps=8, fmap_base=32, fmap_max=8)
-OPT = dict(func_name='tf2.optimizers.make_optimizer', name='adam', beta1=0.0, beta2=0.99, epsilon=1e-8)
+OPT = dict(func_name='training.optimizers.make_optimizer', name='adam', beta1=0.0, beta2=0.99, epsilon=1e-8)
 
 
 def make_dataset(path, resolution=8, num_images=48, seed=0):
     """Smooth random colour waves, official TFRecord format."""
-    from tf2.dataset_tool_lib import TFRecordExporter
+    from training.dataset_tool import TFRecordExporter
     os.makedirs(path, exist_ok=True)
     rnd = np.random.RandomState(seed)
     yy, xx = np.mgrid[:resolution, :resolution] / resolution
@@ -102,8 +102,8 @@ def tiny_kwargs(dataset_dir, total_kimg, **overrides):
         G_args=dict(func_name='G_style', **NET),
         D_args=dict(func_name='D_basic', fmap_base=32, fmap_max=8),
         G_opt_args=dict(OPT), D_opt_args=dict(OPT),
-        G_loss_args=dict(func_name='tf2.loss.G_logistic_nonsaturating'),
-        D_loss_args=dict(func_name='tf2.loss.D_logistic_simplegp', r1_gamma=10.0),
+        G_loss_args=dict(func_name='training.loss.G_logistic_nonsaturating'),
+        D_loss_args=dict(func_name='training.loss.D_logistic_simplegp', r1_gamma=10.0),
         dataset_args=dict(tfrecord_dir=dataset_dir),
         # 8x8 from 4x4: the kimg-0.5 snapshot falls in the middle of the fade-in.
         sched_args=dict(lod_initial_resolution=4, lod_training_kimg=0.4, lod_transition_kimg=0.4,
@@ -117,7 +117,7 @@ def tiny_kwargs(dataset_dir, total_kimg, **overrides):
 def load_pair(run_dir, kimg):
     """((G, D, Gs) plain states, training-state arrays) of a run's snapshot at `kimg`."""
     from dnnlib import legacy_pickle
-    from tf2 import training_loop as tl
+    from training import training_loop as tl
     pkl, state = tl.snapshot_paths(run_dir, kimg)
     with np.load(state) as f:
         return legacy_pickle.load(pkl), {k: f[k] for k in f.files}
@@ -202,7 +202,7 @@ def use_fake_networks(monkeypatch, networks):
         if path not in networks:
             raise ValueError(f'{path}: network pickle not found')
         return networks[path]
-    from tf2 import mixing
+    from editing import mixing
     monkeypatch.setattr(mixing, 'load_gs', load)
 
 
@@ -214,14 +214,14 @@ def seed_latents(seeds, latent_size):
 
 # Real networks from the fixtures, loaded once per process.
 
-IMPLS = ('tf2', 'legacy')     # tf2.impl.IMPLS: the two implementations that load pickles
+IMPLS = ('tf2', 'legacy')     # editing.impl.IMPLS: the two implementations that load pickles
 _LOADED = {}
 
 
 def load_real_gs(pkl_name, impl):
     """Gs from a fixture pickle through ``impl`` ('tf2' or 'legacy'), cached per process."""
     if (pkl_name, impl) not in _LOADED:
-        from tf2.impl import load_network
+        from editing.impl import load_network
         _LOADED[pkl_name, impl] = load_network(fixture_path(pkl_name), impl)[2]
     return _LOADED[pkl_name, impl]
 
@@ -231,7 +231,7 @@ def use_loaded_networks(monkeypatch, impl):
     def load(path, impl_arg='tf2'):
         assert impl_arg == impl
         return load_real_gs(os.path.basename(path), impl)
-    from tf2 import mixing
+    from editing import mixing
     monkeypatch.setattr(mixing, 'load_gs', load)
 
 

@@ -1,4 +1,4 @@
-"""tf2/augment.py: --augment parsing, albumentations pipelines, DiffAugment ops and ADA."""
+"""training/augment.py: --augment parsing, albumentations pipelines, DiffAugment ops and ADA."""
 import json
 import os
 import warnings
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf2 import augment as aug
-from tf2.augment import (AdaptiveAugment, AugmentLeakWarning, AugmentSpecError, DiffAugment,
+from training import augment as aug
+from training.augment import (AdaptiveAugment, AugmentLeakWarning, AugmentSpecError, DiffAugment,
                          diff_augment, make_albu_augment_fn, map_albu_augment, parse_augment)
 
 # ------------------------------------------------------------------------------------------------
@@ -166,7 +166,7 @@ def test_albu_in_parallel_tf_data_reproducible_nchw_and_gray():
 
 
 def test_albu_without_counter_reproducible_in_parallel_map():
-    # The tf2/dataset.py hook calls fn(images) with no counter inside a parallel map.
+    # The training/dataset.py hook calls fn(images) with no counter inside a parallel map.
     def run(batches, parallel):
         with pytest.warns(AugmentLeakWarning):
             fn = make_albu_augment_fn('strong', seed=2)

@@ -9,7 +9,7 @@ import pytest
 from conftest import (REPO_DIR, TOL, FakeGs, assert_user_error, expand_args, fixture_path, load_real_gs, rel,
                       seed_latents, use_fake_networks, use_loaded_networks)
 from dnnlib import legacy_pickle
-from tf2 import mixing
+from editing import mixing
 
 import cross_mixing
 

@@ -1,7 +1,7 @@
-"""Tests of tf2/dataset.py: TFRecordDataset reading official-format files.
+"""Tests of training/dataset.py: TFRecordDataset reading official-format files.
 
 The datasets here are written by a minimal exporter inside this file that follows spec 5.2 with
-plain tf.io / tf.train (as NVIDIA's TFRecordExporter does), not by tf2/dataset_tool_lib.py, so
+plain tf.io / tf.train (as NVIDIA's TFRecordExporter does), not by training/dataset_tool.py, so
 the reader is checked against the format rather than against our writer.
 """
 import os
@@ -13,7 +13,7 @@ import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tf2.dataset import TFRecordDataset  # noqa: E402
+from training.dataset import TFRecordDataset  # noqa: E402
 
 N = 12
 
@@ -171,7 +171,7 @@ def test_augment_fn_with_index(ds_dir):
 
 
 def test_reads_the_albumentations_hook(ds_dir):
-    from tf2 import augment
+    from training import augment
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')

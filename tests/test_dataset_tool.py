@@ -1,4 +1,4 @@
-"""Tests of dataset_tool.py / tf2/dataset_tool_lib.py: format rules, input kinds, bad input, CLI.
+"""Tests of dataset_tool.py / training/dataset_tool.py: format rules, input kinds, bad input, CLI.
 
 The written files are read back by an independent reader defined here (TFRecord framing with
 CRC32C, and the tf.train.Example protobuf parsed from its wire format by hand), never by the
@@ -17,7 +17,7 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from tf2 import dataset_tool_lib as lib  # noqa: E402
+from training import dataset_tool as lib  # noqa: E402
 import dataset_tool  # noqa: E402
 
 

@@ -2,7 +2,7 @@
 
 The expected variable lists are written out by hand from the official fixture pickles' variable
 names (tests/data/official, listed by dnnlib.legacy_pickle), following the block
-definitions in tf2/finetune.py's docstring, so they check the rule, not the code's own output.
+definitions in training/finetune.py's docstring, so they check the rule, not the code's own output.
 """
 
 import json
@@ -13,7 +13,7 @@ import pytest
 
 from conftest import REPO_DIR, fixture_path, make_dataset
 from dnnlib import legacy_pickle
-from tf2 import training_options as to
+from training import training_options as to
 
 BLOCK_VARS_V1_D = ['Conv0/weight', 'Conv0/bias', 'Conv1_down/weight', 'Conv1_down/bias']
 LAYER_VARS_V1_G = ['weight', 'Noise/weight', 'bias', 'StyleMod/weight', 'StyleMod/bias']
@@ -39,7 +39,7 @@ def sg2():
 
 
 def test_freeze_d_v1_blocks_with_their_fromrgb(sg1):
-    from tf2.finetune import frozen_variable_names
+    from training.finetune import frozen_variable_names
     _, D, _ = sg1
     want = (['FromRGB_lod0/weight', 'FromRGB_lod0/bias'] + _names('64x64/', BLOCK_VARS_V1_D)
             + ['FromRGB_lod1/weight', 'FromRGB_lod1/bias'] + _names('32x32/', BLOCK_VARS_V1_D))
@@ -52,7 +52,7 @@ def test_freeze_d_v1_blocks_with_their_fromrgb(sg1):
 
 
 def test_freeze_g_v1_lowest_blocks_with_torgb_and_mapping(sg1):
-    from tf2.finetune import frozen_variable_names
+    from training.finetune import frozen_variable_names
     G, _, _ = sg1
     want = (['G_synthesis/4x4/Const/const'] + _names('G_synthesis/4x4/Const/', LAYER_VARS_V1_G[1:])
             + _names('G_synthesis/4x4/Conv/', LAYER_VARS_V1_G)
@@ -67,7 +67,7 @@ def test_freeze_g_v1_lowest_blocks_with_torgb_and_mapping(sg1):
 
 
 def test_freeze_v2_scopes(sg2):
-    from tf2.finetune import frozen_variable_names
+    from training.finetune import frozen_variable_names
     G, D, _ = sg2
     assert frozen_variable_names(D, 'D', 1) == [
         '64x64/FromRGB/weight', '64x64/FromRGB/bias', '64x64/Conv0/weight', '64x64/Conv0/bias',
@@ -81,7 +81,7 @@ def test_freeze_v2_scopes(sg2):
 
 
 def test_select_trainable_keeps_order_and_excludes_frozen(sg1):
-    from tf2.finetune import frozen_variable_names, select_trainable
+    from training.finetune import frozen_variable_names, select_trainable
     G, D, _ = sg1
     lines = []
     G_vars, D_vars = select_trainable(G, D, 2, 1, True, log=lines.append)
@@ -95,14 +95,14 @@ def test_select_trainable_keeps_order_and_excludes_frozen(sg1):
 # Starting from a pickle at another resolution / label size.
 
 def test_mismatched_pickle_is_an_error_naming_the_flag():
-    from tf2.finetune import TransferError, networks_for_dataset
+    from training.finetune import TransferError, networks_for_dataset
     pkl = fixture_path('sg1_r64.pkl')
     with pytest.raises(TransferError, match=r'resolution 64 vs 32.*--transfer-mismatched'):
         networks_for_dataset(pkl, dict(num_channels=3, resolution=32, label_size=0), False)
 
 
 def test_transfer_copies_matching_layers_by_resolution():
-    from tf2.finetune import networks_for_dataset
+    from training.finetune import networks_for_dataset
     pkl = fixture_path('sg1_r64.pkl')
     src = {s.name: s for s in legacy_pickle.load(pkl)}
     lines = []
@@ -142,18 +142,18 @@ def test_finetune_flags_resolve_into_loop_kwargs(tmp_path):
     assert (sched['G_lrate_base'], sched['D_lrate_base'], sched['G_lrate_dict'], sched['D_lrate_dict']) == (0.002, 0.002, {}, {})
     assert sched['lod_initial_resolution'] == 'full'
     for opt in (kw['G_opt_args'], kw['D_opt_args']):
-        assert opt == dict(func_name='tf2.optimizers.make_optimizer', name='adamw', beta1=0.0,
+        assert opt == dict(func_name='training.optimizers.make_optimizer', name='adamw', beta1=0.0,
                            beta2=0.9, epsilon=1e-8, weight_decay=0.01)
     assert (kw['D_freeze_blocks'], kw['G_freeze_blocks'], kw['G_freeze_mapping']) == (2, 1, True)
-    assert kw['D_augment_args'] == dict(class_name='tf2.finetune.TrainingAugment', policy=['color', 'xflip'],
+    assert kw['D_augment_args'] == dict(class_name='training.finetune.TrainingAugment', policy=['color', 'xflip'],
                                         aug_p=None, aug_target=0.6, seed=7)
     assert 'reals_augment_args' not in kw
     _, kw = to.resolve_options(dict(resume_pkl=pkl, dataset='x', augment='albu:mild'))
-    assert kw['reals_augment_args'] == dict(func_name='tf2.finetune.make_reals_augment', spec='mild')
+    assert kw['reals_augment_args'] == dict(func_name='training.finetune.make_reals_augment', spec='mild')
     assert 'D_augment_args' not in kw
     # Defaults: the official optimizer, no freezing, no augmentation.
     _, kw = to.resolve_options(dict(config='ffhq'))
-    assert kw['G_opt_args'] == dict(func_name='tf2.optimizers.make_optimizer', name='adam', beta1=0.0,
+    assert kw['G_opt_args'] == dict(func_name='training.optimizers.make_optimizer', name='adam', beta1=0.0,
                                     beta2=0.99, epsilon=1e-8)
     assert (kw['D_freeze_blocks'], kw['G_freeze_blocks'], kw['G_freeze_mapping']) == (0, 0, False)
 

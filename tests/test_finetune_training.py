@@ -1,4 +1,4 @@
-"""Fine-tuning inside tf2.training_loop on tiny 8x8 networks: freezing holds in every snapshot,
+"""Fine-tuning inside training.training_loop on tiny 8x8 networks: freezing holds in every snapshot,
 and a run with augmentation (albu on reals + DiffAugment/ADA) and each optimizer resumes exactly.
 
 Networks and data are those of tests/test_training_loop.py (G's own randomness off, so runs are
@@ -14,7 +14,7 @@ import pytest
 
 from conftest import NET, OPT, assert_same_training_state, make_dataset, tiny_kwargs
 from dnnlib import legacy_pickle
-from tf2 import training_loop as tl
+from training import training_loop as tl
 
 # Starting at kimg 0.872 (lod 0 already), 4 steps of 16 images per schedule evaluation and ticks of
 # 0.05 kimg: snapshots 000000 (kimg 0.936) and 000001 (kimg 1.000), 8 D and 8 G steps in all.
@@ -45,9 +45,9 @@ def finetune_kwargs(dataset_dir, start_pkl, total_kimg, optimizer='adamp'):
         sched_args=dict(lod_initial_resolution=4, lod_training_kimg=0.4, lod_transition_kimg=0.4,
                         minibatch_base=16, tick_kimg_base=0.05, tick_kimg_dict={}),
         D_freeze_blocks=1, G_freeze_blocks=1, G_freeze_mapping=True,
-        reals_augment_args=dict(func_name='tf2.finetune.make_reals_augment', spec='mild'),
+        reals_augment_args=dict(func_name='training.finetune.make_reals_augment', spec='mild'),
         # ADA with target 0: p rises at every adjustment, so its state matters for the resume.
-        D_augment_args=dict(class_name='tf2.finetune.TrainingAugment', policy=['color', 'translation', 'cutout'],
+        D_augment_args=dict(class_name='training.finetune.TrainingAugment', policy=['color', 'translation', 'cutout'],
                             aug_target=0.0, seed=5, ada_interval=1, ada_kimg=2.0))
 
 
@@ -122,7 +122,7 @@ def test_transfer_from_another_resolution_then_freeze(dataset_dir, tmp_path):
     """A 16 px start pickle on the 8 px dataset: an error naming the flag, or with
     transfer_mismatched the 4x4..8x8 layers are copied (and, frozen here, stay the pickle's)."""
     from tf2 import checkpoint, networks_stylegan
-    from tf2.finetune import TransferError
+    from training.finetune import TransferError
     data = dict(num_channels=3, resolution=16, label_size=0)
     G = networks_stylegan.G_style(name='G', style_mixing_prob=0.0, randomize_noise=False, **data, **NET)
     D = networks_stylegan.D_basic(name='D', fmap_base=32, fmap_max=8, **data)

@@ -1,4 +1,4 @@
-"""generate_images.py and tf2.generate: seeds, PNGs, grid, CLI, both implementations."""
+"""generate_images.py and editing.generate_images: seeds, PNGs, grid, CLI, both implementations."""
 
 import os
 import subprocess
@@ -11,7 +11,7 @@ import pytest
 import reference_sg1_numpy as R1
 from conftest import REPO_DIR, assert_user_error, expand_args, fixture_path
 from dnnlib import legacy_pickle
-from tf2.generate import generate_images, image_grid, parse_seeds, seed_latents
+from editing.generate_images import generate_images, image_grid, parse_seeds, seed_latents
 
 
 def test_parse_seeds():

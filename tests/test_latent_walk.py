@@ -9,7 +9,7 @@ from PIL import Image
 from conftest import assert_user_error, expand_args, fixture_path
 from test_sefa import load_real_gs, use_loaded_networks
 from editing import figures, latent_walk as lw, sefa
-from tf2 import mixing
+from editing import mixing
 
 import latent_walk as walk_script
 

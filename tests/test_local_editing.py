@@ -10,7 +10,7 @@ from PIL import Image
 from conftest import assert_user_error, expand_args, fixture_path
 from editing import local_editing as le, sefa
 from test_sefa import load_real_gs, use_loaded_networks
-from tf2 import mixing
+from editing import mixing
 
 import local_editing as le_script
 

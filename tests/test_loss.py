@@ -1,10 +1,10 @@
-"""tf2/loss.py on tiny hand-made G and D: values by hand, R1 by finite differences."""
+"""training/loss.py on tiny hand-made G and D: values by hand, R1 by finite differences."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf2 import loss
+from training import loss
 
 
 def softplus(x):

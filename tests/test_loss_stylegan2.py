@@ -1,11 +1,11 @@
-"""tf2/loss.py StyleGAN2 losses on tiny hand-made G and D: values by hand (numpy), R1 and the
+"""training/loss.py StyleGAN2 losses on tiny hand-made G and D: values by hand (numpy), R1 and the
 path-length gradient by finite differences."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf2 import loss
+from training import loss
 
 
 def softplus(x):

@@ -475,7 +475,7 @@ def test_append_jsonl(tmp_path):
 def test_ppl_agrees_between_implementations():
     # The same seeds through tf2 and legacy_tf: the distances are LPIPS / 1e-8, so float32
     # differences of the two syntheses show; 1 % holds them together.
-    from tf2.impl import load_network
+    from editing.impl import load_network
     lpips = vgg16.LPIPS.random(0)
     values = [metric_base.compute('ppl_wend', Gs=load_network(fixture_path('sg2_r64.pkl'), impl=impl)[2], num=8,
                                   vgg16=lpips, seed=1, minibatch_size=8, progress=False)['results']['ppl_wend']

@@ -1,4 +1,4 @@
-"""Tests for tf2/mixing.py: schemes, truncation, row reconciliation, mixing, figures, npz.
+"""Tests for editing/mixing.py: schemes, truncation, row reconciliation, mixing, figures, npz.
 
 Library logic is tested on a tiny numpy network with the official API (``FakeGs`` in conftest,
 also used by the CLI tests); the accuracy tests run the real networks loaded by ``tf2`` and ``legacy_tf``
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import IMPLS, TOL, FakeGs, fixture_path, load_real_gs, rel, seed_latents, use_fake_networks
-from tf2 import mixing
+from editing import mixing
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,10 +1,10 @@
-"""tf2/optimizers.py against hand-written numpy steps (paper formulas) and Keras' own AdamW."""
+"""training/optimizers.py against hand-written numpy steps (paper formulas) and Keras' own AdamW."""
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf2.optimizers import AdamP, make_optimizer, reset_optimizer_state
+from training.optimizers import AdamP, make_optimizer, reset_optimizer_state
 
 LR, B1, B2, EPS, WD = 0.01, 0.9, 0.99, 1e-8, 0.1
 

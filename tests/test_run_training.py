@@ -1,4 +1,4 @@
-"""run_training.py and tf2/training_options.py: presets, validation, --dry-run, --resume, a CLI run."""
+"""run_training.py and training/training_options.py: presets, validation, --dry-run, --resume, a CLI run."""
 
 import json
 import os
@@ -11,7 +11,7 @@ import pytest
 
 from conftest import REPO_DIR, assert_user_error, fixture_path, make_dataset
 from dnnlib import legacy_pickle, submission
-from tf2 import training_options as to
+from training import training_options as to
 
 SCRIPT = os.path.join(REPO_DIR, 'run_training.py')
 
@@ -42,8 +42,8 @@ def test_official_gpu_presets(gpus, base, mb_dict):
     assert kw['G_smoothing_kimg'] == 10.0 and kw['network_snapshot_ticks'] == 10
     assert kw['image_snapshot_ticks'] == 1 and kw['random_seed'] == 1000
     assert kw['G_args'] == {'func_name': 'G_style'} and kw['D_args'] == {'func_name': 'D_basic'}
-    assert kw['G_loss_args'] == {'func_name': 'tf2.loss.G_logistic_nonsaturating'}
-    assert kw['D_loss_args'] == {'func_name': 'tf2.loss.D_logistic_simplegp', 'r1_gamma': 10.0}
+    assert kw['G_loss_args'] == {'func_name': 'training.loss.G_logistic_nonsaturating'}
+    assert kw['D_loss_args'] == {'func_name': 'training.loss.D_logistic_simplegp', 'r1_gamma': 10.0}
     for opt in (kw['G_opt_args'], kw['D_opt_args']):
         assert (opt['beta1'], opt['beta2'], opt['epsilon'], opt['name']) == (0.0, 0.99, 1e-8, 'adam')
     assert kw['grid_args'] == {'size': '4k', 'layout': 'random'}
@@ -111,7 +111,7 @@ def test_resolution_follows_the_dataset_for_every_config(datasets, config, res):
 @pytest.mark.parametrize('res,kimg,start', [(4, 3, 4), (32, 13, 8), (64, 18, 8), (128, 23, 8)])
 def test_demo_schedule_fits_the_dataset(datasets, res, kimg, start):
     """Grown from 8x8 (or the dataset's size below that), ending with a stable phase at full size."""
-    from tf2.schedule import training_schedule
+    from training.schedule import training_schedule
     _, kw = to.resolve_options(dict(data_dir=datasets, dataset=f'toy{res}'))
     sched = kw['sched_args']
     assert (kw['total_kimg'], sched['lod_initial_resolution']) == (kimg, start)
@@ -315,7 +315,7 @@ def test_cli_resume_continues_the_run_in_place(tmp_path):
 def test_transfer_error_after_the_run_directory_leaves_nothing(tmp_path, datasets, monkeypatch):
     """A --resume-pkl that shares no layer is found only once the networks exist; the new run
     directory, its reservation and the result folder this launch made are removed again."""
-    from tf2 import finetune, training_loop, training_options
+    from training import finetune, training_loop, training_options
 
     def refuse(**_kwargs):
         raise finetune.TransferError('x.pkl: network G shares no trainable layer with the new one')

@@ -1,11 +1,11 @@
-"""tf2/schedule.py against the spec's formula (spec 6.2), written out independently here."""
+"""training/schedule.py against the spec's formula (spec 6.2), written out independently here."""
 
 import math
 
 import numpy as np
 import pytest
 
-from tf2.schedule import OFFICIAL_TICK_KIMG_DICT, normalize_sched_args, training_schedule
+from training.schedule import OFFICIAL_TICK_KIMG_DICT, normalize_sched_args, training_schedule
 
 # The official 8-GPU FFHQ preset of train.py (spec 6.1).
 FFHQ_8GPU = dict(lod_initial_resolution=8, minibatch_base=32,

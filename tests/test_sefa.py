@@ -8,7 +8,7 @@ import pytest
 from conftest import assert_user_error, expand_args, fixture_path, run_script, tree_state
 from dnnlib import legacy_pickle
 from editing import sefa
-from tf2 import mixing
+from editing import mixing
 
 import sefa as sefa_script
 
@@ -24,7 +24,7 @@ _LOADED = {}
 def load_real_gs(pkl_name, impl='tf2'):
     """Gs of a fixture pickle through ``impl`` ('tf2' or 'legacy'), cached."""
     if (pkl_name, impl) not in _LOADED:
-        from tf2.impl import load_network
+        from editing.impl import load_network
         _LOADED[pkl_name, impl] = load_network(fixture_path(pkl_name), impl)[2]
     return _LOADED[pkl_name, impl]
 

@@ -1,4 +1,4 @@
-"""tf2/training_loop.py: real-image processing, grids, a one-tick smoke run, exact resume, NaN stop.
+"""training/training_loop.py: real-image processing, grids, a one-tick smoke run, exact resume, NaN stop.
 
 The training runs use tiny networks on a tiny synthetic 8x8 dataset, with every official random
 element on (style mixing, random noise inputs, mirror augment): all draws come from the loop's
@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from conftest import NET, REPO_DIR, assert_same_training_state, load_pair, make_dataset, tiny_kwargs
 from dnnlib import legacy_pickle
-from tf2 import training_loop as tl
+from training import training_loop as tl
 
 @pytest.fixture(scope='module')
 def dataset_dir(tmp_path_factory):
@@ -95,13 +95,14 @@ def test_optimizer_reset_points():
 
 
 def test_nonfinite_gradient_skips_the_update():
-    from tf2 import checkpoint, networks_stylegan as nets, optimizers
+    from tf2 import checkpoint, networks_stylegan as nets
+    from training import optimizers
     G = nets.G_style(num_channels=3, resolution=4, label_size=0, **NET)
     D = nets.D_basic(num_channels=3, resolution=4, label_size=0, fmap_base=32, fmap_max=8)
     Gs = checkpoint.clone(G, 'Gs')
     G_opt = optimizers.make_optimizer(variables=G.trainable_variables)
     D_opt = optimizers.make_optimizer(variables=D.trainable_variables)
-    from tf2 import loss
+    from training import loss
     steps = tl.TrainSteps(G, D, Gs, G_opt, D_opt, loss.G_logistic_nonsaturating, loss.D_logistic_simplegp,
                           tf.random.Generator.from_seed(0), False, [0, 255], [-1, 1])
     before = [v.numpy().copy() for v in D.trainable_variables]
@@ -162,7 +163,7 @@ def test_smoke_run_writes_loadable_official_snapshots(reference_run, tmp_path):
         assert np.isfinite(lines[-1][key]), key
 
     # The snapshot feeds the mixing library.
-    from tf2 import mixing
+    from editing import mixing
     figures = mixing.write_style_mixing_figure(pkl, str(tmp_path), schemes=('coarse',), log=None)
     assert figures and all(os.path.isfile(f) for f in figures)
 
@@ -208,7 +209,7 @@ def test_nan_loss_stops_with_message_and_keeps_snapshot(reference_run, dataset_d
     shutil.copytree(ref_dir, run_dir)
     before = {n: open(os.path.join(run_dir, n), 'rb').read() for n in os.listdir(run_dir)
               if n.startswith(('network-', 'training-state-'))}
-    kwargs = tiny_kwargs(dataset_dir, 2.0, D_loss_args=dict(func_name='tf2.loss.D_logistic_simplegp',
+    kwargs = tiny_kwargs(dataset_dir, 2.0, D_loss_args=dict(func_name='training.loss.D_logistic_simplegp',
                                                             r1_gamma=float('nan')))
     with pytest.raises(tl.TrainingDivergedError, match=r'Loss/D/loss is nan at kimg 1\.024.*network-snapshot-000001\.pkl'):
         tl.training_loop(run_dir=run_dir, resume_run=True, **kwargs)
@@ -224,7 +225,7 @@ def test_nan_loss_stops_with_message_and_keeps_snapshot(reference_run, dataset_d
 
 DRIVER = """
 import json, sys
-from tf2 import training_loop as tl
+from training import training_loop as tl
 kwargs = json.loads(sys.argv[1])
 tl.training_loop(**kwargs)
 """
@@ -275,7 +276,7 @@ def short_kill_kwargs(dataset_dir, run_dir):
                        dataset_args=dict(tfrecord_dir=dataset_dir, resolution=4),
                        sched_args=dict(lod_initial_resolution=4, minibatch_base=8, tick_kimg_base=0.512,
                                        tick_kimg_dict={}),
-                       D_loss_args=dict(func_name='tf2.loss.D_logistic_simplegp', r1_gamma=0.0),
+                       D_loss_args=dict(func_name='training.loss.D_logistic_simplegp', r1_gamma=0.0),
                        grid_args=dict(size='2x1', layout='random'), image_snapshot_ticks=10)
 
 
@@ -303,7 +304,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(reference_run, dataset_di
 
 
 def test_stats_collector_and_truncation(tmp_path):
-    from tf2.stats import StatsCollector, truncate_stats_file
+    from training.stats import StatsCollector, truncate_stats_file
     stats = StatsCollector(str(tmp_path), tensorboard=False)
     stats.report('Loss/a', 1.0)
     stats.report('Loss/a', np.array([2.0, 3.0]))       # every element counts: mean of 1, 2, 3
@@ -320,3 +321,11 @@ def test_stats_collector_and_truncation(tmp_path):
         f.write('{"kimg": 4.0, "tick": 3, "Loss/a"')   # a line cut short by a kill
     truncate_stats_file(str(tmp_path), 2.0)
     assert [json.loads(l)['tick'] for l in open(path)] == [1]
+
+
+def test_pre_move_module_names_still_resolve():
+    # Keyword dicts written before the training modules left tf2/ name them 'tf2.loss.X'.
+    from training import loss, optimizers
+    assert tl._obj_by_name('tf2.loss.D_logistic_r1') is loss.D_logistic_r1
+    assert tl._obj_by_name('training.loss.D_logistic_r1') is loss.D_logistic_r1
+    assert tl._obj_by_name('tf2.optimizers.make_optimizer') is optimizers.make_optimizer

@@ -1,4 +1,4 @@
-"""StyleGAN2 training (tf2/training_loop.py with loop_order='v2', tf2/training_options.py configs
+"""StyleGAN2 training (training/training_loop.py with loop_order='v2', training/training_options.py configs
 stylegan2-f / -e / -demo): smoke run, lazy-regularisation bookkeeping, pl_mean and exact resume,
 fine-tuning an official StyleGAN2 pickle.
 
@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from conftest import NET, OPT, assert_same_training_state, fixture_path, load_pair, make_dataset
 from dnnlib import legacy_pickle
-from tf2 import training_loop as tl
+from training import training_loop as tl
 
 
 def v2_kwargs(dataset_dir, total_kimg, **overrides):
@@ -24,8 +24,8 @@ def v2_kwargs(dataset_dir, total_kimg, **overrides):
         G_args=dict(func_name='G_main', style_mixing_prob=0.0, randomize_noise=False, **NET),
         D_args=dict(func_name='D_stylegan2', fmap_base=32, fmap_max=8),
         G_opt_args=dict(OPT), D_opt_args=dict(OPT),
-        G_loss_args=dict(func_name='tf2.loss.G_logistic_ns_pathreg'),
-        D_loss_args=dict(func_name='tf2.loss.D_logistic_r1', gamma=10.0),
+        G_loss_args=dict(func_name='training.loss.G_logistic_ns_pathreg'),
+        D_loss_args=dict(func_name='training.loss.D_logistic_r1', gamma=10.0),
         dataset_args=dict(tfrecord_dir=dataset_dir),
         # No growing; 2 accumulation rounds of 8; a tick = 32 steps, so D's regulariser
         # (every 16 minibatches) runs on the first step after the kimg-0.5 snapshot.
@@ -107,7 +107,7 @@ def test_lazy_regularization_opt_args():
 
 
 def test_v1_loss_with_lazy_interval_is_an_error(dataset_dir, tmp_path):
-    kwargs = v2_kwargs(dataset_dir, 0.016, D_loss_args=dict(func_name='tf2.loss.D_logistic_simplegp'))
+    kwargs = v2_kwargs(dataset_dir, 0.016, D_loss_args=dict(func_name='training.loss.D_logistic_simplegp'))
     with pytest.raises(ValueError, match='D_reg_interval 16: lazy regularisation needs a loss with a `reg`'):
         tl.training_loop(run_dir=str(tmp_path), **kwargs)
 
@@ -214,12 +214,12 @@ def test_v2_resume_is_exact_and_restores_pl_mean(reference_run, dataset_dir, tmp
 # Launcher.
 
 def test_stylegan2_options():
-    from tf2 import training_options as to
+    from training import training_options as to
     desc, kw = to.resolve_options(dict(config='stylegan2-f', dataset='ffhq', gpus=8))
     assert desc == 'stylegan2-ffhq-8gpu-config-f'
     assert kw['G_args'] == dict(func_name='G_main') and kw['D_args'] == dict(func_name='D_stylegan2')
-    assert kw['G_loss_args'] == dict(func_name='tf2.loss.G_logistic_ns_pathreg')
-    assert kw['D_loss_args'] == dict(func_name='tf2.loss.D_logistic_r1', gamma=10.0)
+    assert kw['G_loss_args'] == dict(func_name='training.loss.G_logistic_ns_pathreg')
+    assert kw['D_loss_args'] == dict(func_name='training.loss.D_logistic_r1', gamma=10.0)
     assert (kw['loop_order'], kw['G_reg_interval'], kw['D_reg_interval']) == ('v2', 4, 16)
     s = kw['sched_args']
     assert (s['minibatch_base'], s['minibatch_gpu_base'], s['G_lrate_base'], s['D_lrate_base']) == (32, 4, 0.002, 0.002)
@@ -242,7 +242,7 @@ def test_stylegan2_options():
 
 
 def test_resume_pkl_chooses_the_config():
-    from tf2 import training_options as to
+    from training import training_options as to
     sg2 = fixture_path('sg2_r64.pkl')
     desc, kw = to.resolve_options(dict(resume_pkl=sg2, dataset='faces'))
     assert desc == 'stylegan2-faces-1gpu-config-f' and kw['loop_order'] == 'v2'
@@ -256,7 +256,7 @@ def test_resume_pkl_chooses_the_config():
 @pytest.mark.slow
 def test_finetune_official_stylegan2_pickle(tmp_path):
     """run_training with --resume-pkl sg2_r64.pkl (config from the pickle) and FreezeD."""
-    from tf2 import training_options as to
+    from training import training_options as to
     sg2 = fixture_path('sg2_r64.pkl')
     make_dataset(str(tmp_path / 'data' / 'faces64'), resolution=64, num_images=8)
     summary = to.run_training(dict(resume_pkl=sg2, data_dir=str(tmp_path / 'data'), dataset='faces64',

@@ -2,8 +2,8 @@
 
 ``tf2.load_network(path)`` returns ``(G, D, Gs)`` objects with the official inference API
 (``run``, ``components``, ``get_var``/``set_var``, ``vars``, ...; see ``tf2/network.py``), and
-``tf2.convert_images_to_uint8`` is the official output transform. Importing ``tf2`` (or a
-submodule such as ``tf2.dataset``) does not import TensorFlow until one of these is used.
+``tf2.convert_images_to_uint8`` is the official output transform. Importing ``tf2`` does not
+import TensorFlow until one of these is used.
 """
 
 _LAZY = {

@@ -621,7 +621,7 @@ def D_basic(name='D', data_format='NHWC', **kwargs):            # noqa: N802
 
 
 # ------------------------------------------------------------------------------------------------
-# Registry (read by tf2/checkpoint.py, tf2/network.py, tf2/finetune.py, the training loop). The
+# Registry (read by tf2/checkpoint.py, tf2/network.py, training/finetune.py, the training loop). The
 # models keep official names and layouts, so every name rule is the identity; the rules state
 # exactly which names each network may have.
 

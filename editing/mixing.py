@@ -1,7 +1,7 @@
 """Style mixing by scheme, and cross-model mixing, on any network with the official API.
 
 Everything here works on numpy arrays through the official inference API (design.md), so it runs
-on a ``Gs`` loaded by either implementation (``tf2`` or ``legacy``, see ``tf2/impl.py``):
+on a ``Gs`` loaded by either implementation (``tf2`` or ``legacy``, see ``editing/impl.py``):
 ``Gs.components.mapping.run(latents, None)`` -> dlatents ``[N, L, D]``,
 ``Gs.components.synthesis.run(dlatents, randomize_noise=...)`` -> images ``[N, C, H, W]``,
 ``Gs.get_var('dlatent_avg')`` and ``Gs.components.synthesis.input_shape`` (``[None, L, D]``).
@@ -800,7 +800,7 @@ def load_gs(path: str, impl: str = 'tf2'):
     Raises:
         ValueError: naming the file: missing, not an official network pickle, or no generator.
     """
-    from tf2.impl import load_network
+    from editing.impl import load_network
     return load_network(path, impl=impl)[2]
 
 
@@ -817,7 +817,7 @@ def _report(log: Optional[Log], result: dict, label_dst: str, label_src: str) ->
 def check_outputs(outdir: str, out_npz: Optional[str]) -> None:
     """Raises ValueError unless the figures' folder and the npz path can be written; checked
     before any network is loaded, so that a bad path leaves nothing behind."""
-    from tf2.generate import check_output_dir
+    from editing.generate_images import check_output_dir
     check_output_dir(outdir)
     if out_npz:
         if os.path.isdir(out_npz):

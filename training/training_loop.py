@@ -44,18 +44,34 @@ import tensorflow as tf
 import dnnlib
 from dnnlib import legacy_pickle
 from dnnlib.util import EasyDict, atomic_write, format_time
-from tf2 import checkpoint
-from tf2 import finetune
-from tf2 import loss as loss_lib
-from tf2 import networks_stylegan
-from tf2 import optimizers
-from tf2.dataset import TFRecordDataset
+from tf2 import checkpoint, networks_stylegan
 from tf2.network import Network
-from tf2.schedule import normalize_sched_args, training_schedule
-from tf2.stats import StatsCollector, truncate_stats_file
+from training import finetune, optimizers
+from training import loss as loss_lib
+from training.dataset import TFRecordDataset
+from training.schedule import normalize_sched_args, training_schedule
+from training.stats import StatsCollector, truncate_stats_file
 
 STATE_FORMAT = 1
 SNAPSHOT_RE = re.compile(r'^network-snapshot-(\d+)\.pkl$')
+
+
+# Before the layout of issue 15 the training modules lived in tf2/; keyword dicts written by
+# earlier runs or user scripts may still name them so ('tf2.loss.D_logistic_r1').
+_MOVED_MODULES = {f'tf2.{m}.': f'training.{m}.' for m in
+                  ('loss', 'optimizers', 'finetune', 'augment', 'dataset', 'schedule', 'stats')}
+
+
+def _obj_by_name(name: str) -> Any:
+    """``dnnlib.util.get_obj_by_name`` that also accepts the pre-move ``tf2.<module>.`` names."""
+    for old, new in _MOVED_MODULES.items():
+        if name.startswith(old):
+            name = new + name[len(old):]
+    return dnnlib.util.get_obj_by_name(name)
+
+
+def _call_by_name(func_name: str, /, *args: Any, **kwargs: Any) -> Any:
+    return _obj_by_name(func_name)(*args, **kwargs)
 
 
 class TrainingDivergedError(RuntimeError):
@@ -246,7 +262,7 @@ class TrainSteps:
         mirror_augment, drange_data, drange_net: see process_reals.
         D_augment: None, or a callable applied to every image batch D sees (reals and fakes).
         G_vars, D_vars: the variables the optimizers train (fine-tuning freezes some, see
-            tf2/finetune.py). None: all trainable variables of G / D.
+            training/finetune.py). None: all trainable variables of G / D.
     """
 
     def __init__(self, G, D, Gs, G_opt, D_opt, G_loss: Callable, D_loss: Callable,
@@ -365,7 +381,7 @@ def _open_dataset(dataset_args: dict, random_seed: int, cur_nimg: int,
     augment_fn = None
     if reals_augment_args is not None:
         kwargs = dict(reals_augment_args)
-        augment_fn = dnnlib.util.call_func_by_name(func_name=kwargs.pop('func_name'), seed=seed, **kwargs)
+        augment_fn = _call_by_name(kwargs.pop('func_name'), seed=seed, **kwargs)
     return TFRecordDataset(**dataset_args, seed=seed, augment_fn=augment_fn)
 
 
@@ -424,7 +440,7 @@ def _loss_reg_arg(loss_func: Callable, reg_interval: Optional[int], label: str) 
         return None
     if 'reg' not in inspect.signature(loss_func).parameters:
         raise ValueError(f'{label}_reg_interval {reg_interval}: lazy regularisation needs a loss '
-                         f'with a `reg` argument (tf2.loss.G_logistic_ns_pathreg, '
+                         f'with a `reg` argument (training.loss.G_logistic_ns_pathreg, '
                          f'D_logistic_r1); {loss_func.__name__} has none')
     return 'none'
 
@@ -462,7 +478,7 @@ def _check_networks(G, D, training_set: TFRecordDataset, source: str) -> None:
 def _make_optimizer(opt_args: dict, variables: list, name: str):
     kwargs = dict(opt_args)
     # The learning rate is a variable that the schedule sets before every update.
-    return dnnlib.util.call_func_by_name(func_name=kwargs.pop('func_name'), learning_rate=1.0,
+    return _call_by_name(kwargs.pop('func_name'), learning_rate=1.0,
                                          variables=variables, opt_name=name, **kwargs)
 
 
@@ -607,11 +623,11 @@ def training_loop(
     G_opt = _make_optimizer(G_opt_args, G_vars, 'G_opt')
     D_opt = _make_optimizer(D_opt_args, D_vars, 'D_opt')
     if reals_augment_args is not None:
-        from tf2.augment import LEAK_MESSAGE
+        from training.augment import LEAK_MESSAGE
         print(f'Warning: {LEAK_MESSAGE}')
     G_loss_kwargs, D_loss_kwargs = dict(G_loss_args), dict(D_loss_args)
-    G_loss_func = dnnlib.util.get_obj_by_name(G_loss_kwargs.pop('func_name'))
-    D_loss_func = dnnlib.util.get_obj_by_name(D_loss_kwargs.pop('func_name'))
+    G_loss_func = _obj_by_name(G_loss_kwargs.pop('func_name'))
+    D_loss_func = _obj_by_name(D_loss_kwargs.pop('func_name'))
     G_main_reg = _loss_reg_arg(G_loss_func, G_reg_interval, 'G')
     D_main_reg = _loss_reg_arg(D_loss_func, D_reg_interval, 'D')
     G_loss_state = loss_lib.make_state_variables(G_loss_func)     # e.g. pl_mean
@@ -818,7 +834,7 @@ def training_loop(
     if last_pkl is not None:
         legacy_pickle.save(tuple(checkpoint.network_states(G, D, Gs)), final_pkl)
     if mixing_figure and last_pkl is not None:
-        from tf2 import mixing
+        from editing import mixing
         figures = mixing.write_style_mixing_figure(final_pkl, run_dir, log=None)
         print('Style-mixing figures: ' + ', '.join(figures))
     print(f'Done: kimg {cur_nimg / 1000.0:.1f}, {cur_tick} ticks; final networks {final_pkl}')

@@ -1,6 +1,6 @@
 """Fine-tuning on small datasets: frozen blocks, layer transfer, and the training-loop augmenters.
 
-Used by `tf2.training_loop.training_loop` (keyword arguments `D_freeze_blocks`,
+Used by `training.training_loop.training_loop` (keyword arguments `D_freeze_blocks`,
 `G_freeze_blocks`, `G_freeze_mapping`, `transfer_mismatched`, `reals_augment_args`,
 `D_augment_args`) and exposed by run_training.py as `--freeze-d`, `--freeze-g`,
 `--freeze-mapping`, `--transfer-mismatched` and `--augment`.
@@ -303,7 +303,7 @@ def make_reals_augment(spec: str, seed: int):
         H is seeded from (seed, H, index), so pipelines of different lods never repeat each
         other's draws. The leak warning is the caller's to print (once per run).
     """
-    from tf2 import augment as aug
+    from training import augment as aug
     import tensorflow as tf
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', aug.AugmentLeakWarning)
@@ -325,17 +325,17 @@ class TrainingAugment:
     continues exactly.
 
     Args:
-        policy: diff ops (tf2.augment.DIFF_OPS), applied in order.
+        policy: diff ops (training.augment.DIFF_OPS), applied in order.
         aug_p: fixed probability, or None with `aug_target`.
         aug_target: ADA target of r_t = E[sign(D(real))], or None.
         seed: seed of the augmentation's own random stream.
-        ada_kimg, ada_interval: ADA speed and adjustment interval (tf2.augment.AdaptiveAugment).
+        ada_kimg, ada_interval: ADA speed and adjustment interval (training.augment.AdaptiveAugment).
     """
 
     def __init__(self, policy: Sequence[str], aug_p: Optional[float] = None,
                  aug_target: Optional[float] = None, seed: int = 0, ada_kimg: float = 500.0,
                  ada_interval: int = 4):
-        from tf2 import augment as aug
+        from training import augment as aug
         spec = 'diff:' + ','.join(policy)
         self.config = aug.parse_augment(spec, aug_p=aug_p, aug_target=aug_target,
                                         ada_kimg=ada_kimg, ada_interval=ada_interval)

@@ -1,7 +1,7 @@
 """Launcher logic of run_training.py: presets -> one validated kwargs dict -> a run directory.
 
 `resolve_options(launch)` turns the command-line values (`launch`, a dict whose None entries mean
-"not given") into the keyword arguments of `tf2.training_loop.training_loop`, using the official
+"not given") into the keyword arguments of `training.training_loop.training_loop`, using the official
 StyleGAN (v1) `train.py` presets (spec 6.1) or the small `demo` preset. The training resolution
 is the dataset's (its largest file) unless --resolution is given, for every config. Bad values
 raise `OptionsError` naming the flag or file. `run_training(...)` is the one library call behind
@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from dnnlib import submission
 from dnnlib.util import Logger
-from tf2.schedule import training_schedule
+from training.schedule import training_schedule
 
 # Official v1 train.py presets (spec 6.1). Config -> (default dataset folder name, mirror_augment).
 DATASET_CONFIGS = {
@@ -92,7 +92,7 @@ LAUNCH_DEFAULTS.update(transfer_mismatched=False, freeze_d=0, freeze_g=0, freeze
                        beta1=0.0, beta2=0.99, epsilon=1e-8, weight_decay=0.0, batch=None,
                        lod_initial_resolution=None)
 LAUNCH_DEFAULTS.update(gamma=None)      # StyleGAN2 R1 weight; None: the config's (10 config-f, 100 config-e)
-OPTIMIZER_NAMES = ('adam', 'adamw', 'adamp')     # tf2.optimizers.OPTIMIZER_NAMES (no TF import here)
+OPTIMIZER_NAMES = ('adam', 'adamw', 'adamp')     # training.optimizers.OPTIMIZER_NAMES (no TF import here)
 
 
 class OptionsError(ValueError):
@@ -120,8 +120,8 @@ def _has_tfrecords(path: str) -> bool:
 
 
 def _dataset_info(tfrecord_dir: str, resolution: Optional[int]) -> dict:
-    """tf2.dataset_tool_lib.check_dataset (no TensorFlow) with errors naming the flag."""
-    from tf2.dataset_tool_lib import DatasetToolError, check_dataset
+    """training.dataset_tool.check_dataset (no TensorFlow) with errors naming the flag."""
+    from training.dataset_tool import DatasetToolError, check_dataset
     try:
         info = check_dataset(tfrecord_dir)
     except DatasetToolError as e:
@@ -223,7 +223,7 @@ def resolve_options(launch: Dict[str, Any], notes: Optional[List[str]] = None) -
     # Networks, losses and optimizers: the official v1 choices; the demo only shrinks the nets.
     G_args = dict(func_name='G_style', **(DEMO_NETWORK if demo else {}))
     D_args = dict(func_name='D_basic', **({k: DEMO_NETWORK[k] for k in ('fmap_base', 'fmap_max')} if demo else {}))
-    opt_args = dict(func_name='tf2.optimizers.make_optimizer', name='adam', beta1=0.0, beta2=0.99, epsilon=1e-8)
+    opt_args = dict(func_name='training.optimizers.make_optimizer', name='adam', beta1=0.0, beta2=0.99, epsilon=1e-8)
     tfrecord_dir = os.path.join(a['data_dir'], dataset)
     resolution = _training_resolution(a, tfrecord_dir, notes)
     sched = copy.deepcopy(DEMO_SCHED) if demo else dict(
@@ -242,8 +242,8 @@ def resolve_options(launch: Dict[str, Any], notes: Optional[List[str]] = None) -
     kwargs = dict(
         G_args=G_args, D_args=D_args,
         G_opt_args=dict(opt_args), D_opt_args=dict(opt_args),
-        G_loss_args=dict(func_name='tf2.loss.G_logistic_nonsaturating'),
-        D_loss_args=dict(func_name='tf2.loss.D_logistic_simplegp', r1_gamma=10.0),
+        G_loss_args=dict(func_name='training.loss.G_logistic_nonsaturating'),
+        D_loss_args=dict(func_name='training.loss.D_logistic_simplegp', r1_gamma=10.0),
         dataset_args=dict(tfrecord_dir=tfrecord_dir, resolution=resolution),
         sched_args=sched,
         grid_args=dict(size=a['grid'] or (DEMO_GRID if demo else '4k'), layout='random'),
@@ -371,13 +371,13 @@ def _resolve_stylegan2(a: Dict[str, Any], notes: Optional[List[str]] = None) -> 
         sched['minibatch_gpu_base'] = minibatch_gpu
     tfrecord_dir = os.path.join(a['data_dir'], dataset)
     resolution = _training_resolution(a, tfrecord_dir, notes)
-    opt_args = dict(func_name='tf2.optimizers.make_optimizer', name='adam', beta1=0.0, beta2=0.99, epsilon=1e-8)
+    opt_args = dict(func_name='training.optimizers.make_optimizer', name='adam', beta1=0.0, beta2=0.99, epsilon=1e-8)
     kwargs = dict(
         G_args=dict(func_name='G_main', **network),
         D_args=dict(func_name='D_stylegan2', **{k: v for k, v in network.items() if k in ('fmap_base', 'fmap_max')}),
         G_opt_args=dict(opt_args), D_opt_args=dict(opt_args),
-        G_loss_args=dict(func_name='tf2.loss.G_logistic_ns_pathreg'),
-        D_loss_args=dict(func_name='tf2.loss.D_logistic_r1', gamma=float(gamma if a['gamma'] is None else a['gamma'])),
+        G_loss_args=dict(func_name='training.loss.G_logistic_ns_pathreg'),
+        D_loss_args=dict(func_name='training.loss.D_logistic_r1', gamma=float(gamma if a['gamma'] is None else a['gamma'])),
         dataset_args=dict(tfrecord_dir=tfrecord_dir, resolution=resolution),
         sched_args=sched,
         grid_args=dict(size=a['grid'] or (DEMO_GRID if demo else '8k'), layout='random'),
@@ -445,16 +445,16 @@ def _apply_finetune_options(a: Dict[str, Any], kwargs: Dict[str, Any], resolutio
     # Augmentation: albu on the reals in the data pipeline, or diff on everything D sees.
     if a['augment'] == 'none' and a['aug_p'] is None and a['aug_target'] is None:
         return
-    from tf2 import augment     # imports TensorFlow: only when augmentation is asked for
+    from training import augment     # imports TensorFlow: only when augmentation is asked for
     try:
         cfg = augment.parse_augment(a['augment'], aug_p=a['aug_p'], aug_target=a['aug_target'])
     except augment.AugmentSpecError as e:
         raise OptionsError(str(e) if str(e).startswith('--') else f'--augment {a["augment"]}: {e}') from None
     if cfg.kind == 'albu':
-        kwargs['reals_augment_args'] = dict(func_name='tf2.finetune.make_reals_augment',
+        kwargs['reals_augment_args'] = dict(func_name='training.finetune.make_reals_augment',
                                             spec=cfg.preset or os.path.abspath(cfg.path))
     elif cfg.kind == 'diff':
-        kwargs['D_augment_args'] = dict(class_name='tf2.finetune.TrainingAugment', policy=list(cfg.policy),
+        kwargs['D_augment_args'] = dict(class_name='training.finetune.TrainingAugment', policy=list(cfg.policy),
                                         aug_p=cfg.aug_p, aug_target=cfg.aug_target, seed=a['seed'])
 
 
@@ -465,7 +465,7 @@ def check_resume_pkl(kwargs: Dict[str, Any]) -> None:
     if pkl is None or kwargs.get('transfer_mismatched'):
         return
     _pickle_summary(pkl)                    # a (G, D, Gs) pickle of a trainable family
-    from tf2.finetune import pickle_data_kwargs
+    from training.finetune import pickle_data_kwargs
     try:
         nets = pickle_data_kwargs(pkl)
     except ValueError as e:
@@ -541,7 +541,7 @@ def _ensure_dataset(kwargs: Dict[str, Any]) -> None:
     path = kwargs['dataset_args']['tfrecord_dir']
     if _has_tfrecords(path):
         return
-    from tf2.dataset_tool_lib import DatasetToolError, create_demo
+    from training.dataset_tool import DatasetToolError, create_demo
     resolution = DEMO_BUILDS[os.path.basename(os.path.normpath(path))]
     print(f'Building the demo dataset in {path} at {resolution}x{resolution} (first use)...')
     try:
@@ -600,8 +600,8 @@ def run_training(launch: Dict[str, Any], resume: Optional[str] = None, dry_run: 
             raise OptionsError(f'--result-dir {result_dir}: cannot create a run directory ({e.strerror or e})') from None
     launch_saved = {k: v for k, v in launch.items() if v is not None}
     submission.save_training_options(run_dir, dict(launch_args=launch_saved, training_loop_kwargs=kwargs))
-    from tf2.finetune import TransferError
-    from tf2.training_loop import training_loop     # imports TensorFlow: not needed for --dry-run
+    from training.finetune import TransferError
+    from training.training_loop import training_loop     # imports TensorFlow: not needed for --dry-run
     try:
         with Logger(os.path.join(run_dir, 'log.txt'), file_mode='a'):
             print(f'Run directory: {run_dir}')

@@ -2,7 +2,7 @@
 
 Written against the official inference API only (``Gs.run``, ``Gs.input_shape``,
 ``convert_images_to_uint8``), so it works with both implementations chosen by
-``tf2.impl.load_network(path, impl)``: ``'tf2'`` and ``'legacy'``.
+``editing.impl.load_network(path, impl)``: ``'tf2'`` and ``'legacy'``.
 """
 
 import importlib
@@ -101,7 +101,7 @@ def generate_images(network_pkl: str, seeds: Sequence[int], truncation_psi: Opti
             ``'random'`` draws fresh noise.
         outdir: output directory (created); files ``seed%04d.png`` and ``grid.png``.
         grid: also write all images as one grid.
-        impl: ``'tf2'`` or ``'legacy'`` (see ``tf2.impl``).
+        impl: ``'tf2'`` or ``'legacy'`` (see ``editing.impl``).
         minibatch_size: images per forward pass.
 
     Returns:
@@ -111,7 +111,7 @@ def generate_images(network_pkl: str, seeds: Sequence[int], truncation_psi: Opti
         ValueError: bad arguments, an output folder that cannot be made, or a file that is not
             an official (G, D, Gs) pickle with a generator as Gs (the message names the file).
     """
-    from tf2 import impl as impl_lib
+    from editing import impl as impl_lib
     if noise_mode not in NOISE_MODES:
         raise ValueError(f'noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}')
     if not seeds:

@@ -311,7 +311,7 @@ def serialize_example(level_chw: np.ndarray) -> bytes:
 
 # ----------------------------------------------------------------------------------------------
 # Reading without TensorFlow: the launcher checks a dataset before anything is written, in the
-# same way tf2/dataset.py will read it (shape of each file from its first record), without the
+# same way training/dataset.py will read it (shape of each file from its first record), without the
 # seconds it takes to import TensorFlow.
 
 def _crc32c_table():
@@ -425,7 +425,7 @@ def first_record_shape(path: str) -> List[int]:
 
 
 def check_dataset(tfrecord_dir: str, resolution: Optional[int] = None) -> dict:
-    """Checks a dataset the way tf2/dataset.py reads it, without TensorFlow.
+    """Checks a dataset the way training/dataset.py reads it, without TensorFlow.
 
     Args:
         tfrecord_dir: the dataset folder.

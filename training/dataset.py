@@ -204,7 +204,7 @@ class TFRecordDataset:
             x = tf.where((u < 0.5)[:, None, None, None], tf.reverse(x, axis=[2]), x)
         if self.augment_fn is not None:
             # A second parameter, when the hook has one, receives the minibatch index so that
-            # its own randomness can be reproducible (e.g. tf2.augment.make_albu_augment_fn).
+            # its own randomness can be reproducible (e.g. training.augment.make_albu_augment_fn).
             y = self.augment_fn(x, index) if self._augment_takes_index else self.augment_fn(x)
             y = tf.ensure_shape(tf.convert_to_tensor(y), x.shape)
             if y.dtype != tf.uint8:
