@@ -9,7 +9,7 @@ by repeating its last row, one with more is cut. Latent and dlatent sizes must m
 import argparse
 import sys
 
-from editing import mixing
+from editing import cli, mixing
 
 
 def main(argv=None) -> int:
@@ -33,11 +33,11 @@ examples:
     p.add_argument('--src-seeds', default=None,
                    help='source seeds (figure columns); required with --src-network, optional '
                         'with --src-dlatents (picks entries by the file\'s "seeds")')
-    mixing.add_mixing_arguments(p)
+    cli.add_mixing_arguments(p)
     args = p.parse_args(argv)
     if args.src_network is not None and args.src_seeds is None:
         p.error('--src-seeds is required with --src-network')
-    mixing.check_mixing_args(p, args)
+    cli.check_mixing_args(p, args)
     try:
         mixing.run_cross_mixing(args.dst_network, args.dst_seeds, args.scheme, args.outdir,
                                 src_network_pkl=args.src_network, src_seeds=args.src_seeds,

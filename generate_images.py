@@ -11,7 +11,8 @@ import math
 import os
 import sys
 
-from editing.generate_images import NOISE_MODES, generate_images, parse_seeds
+from dnnlib.util import parse_seeds
+from editing.generate_images import NOISE_MODES, generate_images
 
 
 def _seeds(text):

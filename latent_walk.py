@@ -61,10 +61,10 @@ examples:
 def main(argv=None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
-    from editing import mixing
+    from dnnlib.util import parse_seeds
     from editing import latent_walk
     try:
-        seeds = None if args.seeds is None else mixing.parse_seeds(args.seeds)
+        seeds = None if args.seeds is None else parse_seeds(args.seeds)
     except ValueError as e:
         p.error(f'--seeds: {e}')
     if args.trunc_cutoff is not None and args.trunc is None:

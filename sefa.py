@@ -69,10 +69,10 @@ def join_negative_lists(argv, flags=('--degrees',)):
 def main(argv=None) -> int:
     p = build_parser()
     args = p.parse_args(join_negative_lists(sys.argv[1:] if argv is None else argv))
-    from editing import mixing
+    from dnnlib.util import parse_seeds
     from editing import sefa
     try:
-        seeds = None if args.seeds is None else mixing.parse_seeds(args.seeds)
+        seeds = None if args.seeds is None else parse_seeds(args.seeds)
         indices = sefa.parse_numbers(args.indices, '--indices', int)
         degrees = sefa.parse_numbers(args.degrees, '--degrees', float)
     except ValueError as e:

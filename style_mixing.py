@@ -7,7 +7,7 @@ sources along the top and the destinations down the left; each mix is also writt
 import argparse
 import sys
 
-from editing import mixing
+from editing import cli, mixing
 
 
 def main(argv=None) -> int:
@@ -22,9 +22,9 @@ examples:
     p.add_argument('--network', required=True, metavar='PKL', help='official-format network pickle')
     p.add_argument('--src-seeds', required=True,
                    help='source seeds (figure columns), e.g. "4,5" or "4-7"')
-    mixing.add_mixing_arguments(p)
+    cli.add_mixing_arguments(p)
     args = p.parse_args(argv)
-    mixing.check_mixing_args(p, args)
+    cli.check_mixing_args(p, args)
     try:
         mixing.run_style_mixing(args.network, args.dst_seeds, args.src_seeds, args.scheme,
                                 args.outdir, out_npz=args.out_npz, truncation_psi=args.trunc,

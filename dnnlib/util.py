@@ -3,9 +3,10 @@
 import contextlib
 import importlib
 import os
+import re
 import sys
 import types
-from typing import Any, Callable, Optional, TextIO
+from typing import Any, Callable, List, Optional, TextIO
 
 
 class EasyDict(dict):
@@ -135,19 +136,62 @@ def get_top_level_function_name(obj: Callable) -> str:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str, mode: str = 'wb'):
-    """Writes ``path`` all or nothing: yields a file under a temporary name beside it, renamed
-    into place when the block ends without error and removed otherwise (no half-written file,
-    even on Ctrl-C). Creates the folder if needed."""
+def atomic_path(path: str):
+    """Writes ``path`` all or nothing: yields a temporary file name beside it (same extension, so
+    writers that choose a format by it still work), renamed into place when the block ends
+    without error and removed otherwise (no half-written file, even on Ctrl-C). Creates the
+    folder if needed."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp-{os.getpid()}'
+    base, ext = os.path.splitext(path)
+    tmp = f'{base}.tmp-{os.getpid()}{ext}'
     try:
-        with open(tmp, mode) as f:
-            yield f
+        yield tmp
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str, mode: str = 'wb'):
+    """``atomic_path`` for an open file: yields the temporary file opened with ``mode``."""
+    with atomic_path(path) as tmp:
+        with open(tmp, mode) as f:
+            yield f
+
+
+def parse_seeds(text: str) -> List[int]:
+    """Parses a seed list such as ``'0-3,7,10-12'`` into ``[0, 1, 2, 3, 7, 10, 11, 12]``
+    (ranges inclusive; seeds are ``np.random.RandomState`` seeds, 0 .. 2**32-1).
+
+    Raises:
+        ValueError: malformed text, a reversed range, or a seed >= 2**32.
+    """
+    seeds = []
+    for part in (t.strip() for t in str(text).split(',')):
+        m = re.fullmatch(r'(\d+)(?:-(\d+))?', part)
+        if not m:
+            raise ValueError(f'bad seed list {text!r}: {part!r} is not N or N-M '
+                             '(non-negative integers, e.g. 0-3,7,10-12)')
+        lo, hi = int(m[1]), int(m[2] if m[2] is not None else m[1])
+        if hi < lo:
+            raise ValueError(f'bad seed list {text!r}: range {part!r} is reversed')
+        if hi >= 2 ** 32:
+            raise ValueError(f'bad seed list {text!r}: seeds must be < 2**32')
+        seeds.extend(range(lo, hi + 1))
+    return seeds
+
+
+def check_output_dir(outdir: str) -> None:
+    """Raises ValueError unless ``outdir`` is a folder or can be made one (checked before any
+    network is loaded, so that a bad path costs nothing and leaves nothing behind)."""
+    path = os.path.abspath(outdir)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        raise ValueError(f'{outdir}: output folder cannot be created: {path} is a file')
+    if not os.access(path, os.W_OK):
+        raise ValueError(f'{outdir}: output folder is not writable ({path})')
 
 
 def read_npz(path: str, where: str, what: str) -> dict:

@@ -1,11 +1,29 @@
-"""Figures and animations: labelled grids (PNG), GIF through Pillow, MP4 through imageio-ffmpeg."""
+"""Figures and animations: images to uint8, labelled grids and mixing figures (PNG), GIF through
+Pillow, MP4 through imageio-ffmpeg. Every file is written under a temporary name, then renamed."""
 
-import os
 from typing import Optional, Sequence
 
 import numpy as np
 
+from dnnlib.util import atomic_path
+from editing.mixing_schemes import format_rows
+
 MARK_COLOR = (255, 64, 32)     # frame around the unedited column
+
+
+def images_to_uint8(images: np.ndarray) -> np.ndarray:
+    """NCHW [-1, 1] -> NHWC uint8 as ``convert_images_to_uint8``: x*127.5+128, clamp, floor."""
+    x = np.asarray(images, dtype=np.float32) * np.float32(127.5) + np.float32(128)
+    return np.clip(x, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+def to_pil(image_hwc: np.ndarray):
+    """``[H, W, C]`` uint8 -> PIL image (C = 1: grey, 3: RGB, 4: RGBA)."""
+    from PIL import Image
+    mode = {1: 'L', 3: 'RGB', 4: 'RGBA'}.get(image_hwc.shape[2])
+    if mode is None:
+        raise ValueError(f'cannot draw images with {image_hwc.shape[2]} channels (1, 3 or 4 supported)')
+    return Image.fromarray(image_hwc[:, :, 0] if mode == 'L' else image_hwc, mode)
 
 
 def font(size: int):
@@ -53,22 +71,13 @@ def labelled_grid(cells: np.ndarray, row_labels: Sequence[str], col_labels: Sequ
     return canvas
 
 
-def _atomic(path: str, write) -> str:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    base, ext = os.path.splitext(path)
-    tmp = f'{base}.tmp-{os.getpid()}{ext}'      # keep the extension: writers pick formats by it
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
-
-
 def save_png(image, path: str) -> str:
-    """Writes a PIL image via a temporary name and a rename."""
-    return _atomic(path, lambda tmp: image.save(tmp, format='PNG'))
+    """Writes a PIL image, or an ``[H, W, C]`` uint8 array (C = 1, 3 or 4), as PNG."""
+    if isinstance(image, np.ndarray):
+        image = to_pil(image)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format='PNG')
+    return path
 
 
 def save_gif(frames: np.ndarray, path: str, fps: float, loop: bool = True) -> str:
@@ -79,7 +88,9 @@ def save_gif(frames: np.ndarray, path: str, fps: float, loop: bool = True) -> st
     kwargs = dict(save_all=True, append_images=pils[1:], duration=duration, optimize=False)
     if loop:
         kwargs['loop'] = 0                           # 0 = repeat forever; absent = play once
-    return _atomic(path, lambda tmp: pils[0].save(tmp, format='GIF', **kwargs))
+    with atomic_path(path) as tmp:
+        pils[0].save(tmp, format='GIF', **kwargs)
+    return path
 
 
 def mp4_available() -> bool:
@@ -96,8 +107,78 @@ def save_mp4(frames: np.ndarray, path: str, fps: float, bitrate: Optional[str] =
     """Frames ``[T, H, W, 3]`` uint8 -> H.264 MP4 (NVIDIA's gen_video.py uses 12M bitrate)."""
     import imageio
 
-    def write(tmp):
+    with atomic_path(path) as tmp:
         with imageio.get_writer(tmp, mode='I', fps=fps, codec='libx264', bitrate=bitrate) as w:
             for frame in frames:
                 w.append_data(frame)
-    return _atomic(path, write)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------
+# Mixing figures (paper Figure 3 layout).
+
+def _draw_label(draw, xy, text: str, size: int) -> None:
+    """White text on a dark box, so that a label reads on any image."""
+    f = font(size)
+    x0, y0, x1, y1 = draw.multiline_textbbox(xy, text, font=f)
+    draw.rectangle((x0 - 2, y0 - 2, x1 + 2, y1 + 2), fill=(0, 0, 0))
+    draw.multiline_text(xy, text, font=f, fill=(255, 255, 255))
+
+
+def draw_mixing_figure(result: dict, scheme: Optional[str] = None, cell_size: Optional[int] = None):
+    """Draws one scheme's mixes in the paper's layout.
+
+    Sources along the top, destinations down the left, mixes in the grid; labels give the seeds,
+    the top-left cell the scheme name and its rows.
+
+    Args:
+        result: from ``style_mixing`` / ``cross_mixing`` / ``cross_mixing_from_dlatents``.
+        scheme: scheme name (a key of ``result['schemes']``); None: the only one.
+        cell_size: pixel size of a cell; None: the destination network's resolution.
+
+    Returns:
+        A ``PIL.Image``.
+    """
+    from PIL import Image, ImageDraw
+    if scheme is None:
+        if len(result['schemes']) != 1:
+            raise ValueError(f'result holds schemes {list(result["schemes"])}; say which to draw')
+        scheme = next(iter(result['schemes']))
+    mix = result['schemes'][scheme]
+    images = mix['images']                                           # [Nd, Ns, C, H, W]
+    nd, ns, channels, h, w = images.shape
+    if cell_size is not None:
+        h = w = int(cell_size)
+    canvas = Image.new('RGB', (w * (ns + 1), h * (nd + 1)), 'white')   # grey images drawn as RGB
+    draw = ImageDraw.Draw(canvas)
+    size = max(10, h // 16)
+
+    def paste(img_chw, col, row, label):
+        pil = to_pil(images_to_uint8(img_chw[None])[0]).convert('RGB')
+        if pil.size != (w, h):
+            pil = pil.resize((w, h), Image.LANCZOS)
+        canvas.paste(pil, (col * w, row * h))
+        if label:
+            _draw_label(draw, (col * w + 4, row * h + 4), label, size)
+
+    for j in range(ns):
+        paste(result['src_images'][j], j + 1, 0, result['src_labels'][j])
+    for i in range(nd):
+        paste(result['dst_images'][i], 0, i + 1, result['dst_labels'][i])
+        for j in range(ns):
+            paste(images[i, j], j + 1, i + 1, '')
+    corner = [scheme, f'rows {format_rows(mix["rows"])}']
+    f = font(size)
+    draw.multiline_text((4, 4), '\n'.join(_wrap(draw, line, f, w - 8) for line in corner),
+                        font=f, fill=(0, 0, 0))
+    return canvas
+
+
+def _wrap(draw, text: str, font, width: int) -> str:
+    """Breaks ``text`` into lines at most ``width`` px wide, by character (names have no spaces)."""
+    lines = ['']
+    for ch in text:
+        if lines[-1] and draw.textlength(lines[-1] + ch, font=font) > width:
+            lines.append('')
+        lines[-1] += ch
+    return '\n'.join(lines)

@@ -7,70 +7,20 @@ Written against the official inference API only (``Gs.run``, ``Gs.input_shape``,
 
 import importlib
 import os
-import re
-import tempfile
 from typing import List, Optional, Sequence
 
 import numpy as np
-import PIL.Image
+
+from dnnlib.util import check_output_dir
+from editing import figures
 
 NOISE_MODES = ('const', 'random')
 _IMPL_PACKAGES = {'tf2': 'tf2', 'legacy': 'legacy_tf'}
 
 
-def parse_seeds(text: str) -> List[int]:
-    """Parses ``'0-3,7,10-12'`` into ``[0, 1, 2, 3, 7, 10, 11, 12]`` (ranges are inclusive).
-
-    Raises:
-        ValueError: malformed text, a negative seed, a seed >= 2**32, or a reversed range.
-    """
-    seeds = []
-    for part in str(text).split(','):
-        part = part.strip()
-        m = re.fullmatch(r'(\d+)(?:-(\d+))?', part)
-        if not m:
-            raise ValueError(f'bad seed list {text!r}: {part!r} is not N or N-M '
-                             '(non-negative integers, e.g. 0-3,7,10-12)')
-        lo, hi = int(m[1]), int(m[2] if m[2] is not None else m[1])
-        if hi < lo:
-            raise ValueError(f'bad seed list {text!r}: range {part!r} is reversed')
-        if hi >= 2 ** 32:
-            raise ValueError(f'bad seed list {text!r}: seeds must be < 2**32')
-        seeds.extend(range(lo, hi + 1))
-    return seeds
-
-
 def seed_latents(seeds: Sequence[int], latent_size: int) -> np.ndarray:
     """``[len(seeds), latent_size]``: row i is ``RandomState(seed_i).randn(1, latent_size)``."""
     return np.concatenate([np.random.RandomState(s).randn(1, latent_size) for s in seeds])
-
-
-def check_output_dir(outdir: str) -> None:
-    """Raises ValueError unless ``outdir`` is a folder or can be made one (checked before any
-    network is loaded, so that a bad path costs nothing and leaves nothing behind)."""
-    path = os.path.abspath(outdir)
-    while not os.path.exists(path):
-        path = os.path.dirname(path)
-    if not os.path.isdir(path):
-        raise ValueError(f'{outdir}: output folder cannot be created: {path} is a file')
-    if not os.access(path, os.W_OK):
-        raise ValueError(f'{outdir}: output folder is not writable ({path})')
-
-
-def _save_png(array: np.ndarray, path: str) -> None:
-    """Writes an ``[H, W, C]`` uint8 array as PNG via a temporary name and a rename."""
-    mode = {1: 'L', 3: 'RGB', 4: 'RGBA'}.get(array.shape[2])
-    if mode is None:
-        raise ValueError(f'cannot save an image with {array.shape[2]} channels as PNG')
-    img = PIL.Image.fromarray(array[:, :, 0] if mode == 'L' else array, mode)
-    fd, tmp = tempfile.mkstemp(suffix='.png', dir=os.path.dirname(path) or '.')
-    os.close(fd)
-    try:
-        img.save(tmp, format='PNG')
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def image_grid(images: np.ndarray, columns: Optional[int] = None) -> np.ndarray:
@@ -137,10 +87,10 @@ def generate_images(network_pkl: str, seeds: Sequence[int], truncation_psi: Opti
     written = []
     for seed, img in zip(seeds, images):
         path = os.path.join(outdir, f'seed{seed:04d}.png')
-        _save_png(img, path)
+        figures.save_png(img, path)
         written.append(path)
     if grid:
         path = os.path.join(outdir, 'grid.png')
-        _save_png(image_grid(images), path)
+        figures.save_png(image_grid(images), path)
         written.append(path)
     return written

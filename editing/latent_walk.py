@@ -9,11 +9,11 @@ so lerp commutes with it); in Z it is applied to every frame's mapped dlatents.
 """
 
 import os
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
-from editing import mixing
+from editing import figures, mixing, mixing_schemes
 
 SPACES = ('w', 'z')
 KINDS = ('linear', 'cubic')
@@ -187,7 +187,7 @@ def render_frames(Gs, dlatents: np.ndarray, minibatch_size: int = 8,
     step = max(1, minibatch_size // per) * per       # whole frames per synthesis call
     for start in range(0, flat.shape[0], step):
         imgs = mixing.synthesize(Gs, flat[start:start + step], False, minibatch_size)
-        u8 = mixing.images_to_uint8(imgs)                                        # [n, R, R, C]
+        u8 = figures.images_to_uint8(imgs)                                        # [n, R, R, C]
         if u8.shape[-1] == 1:
             u8 = np.repeat(u8, 3, axis=-1)
         frames = u8.reshape((-1, gh, gw) + u8.shape[1:])
@@ -201,12 +201,11 @@ def render_frames(Gs, dlatents: np.ndarray, minibatch_size: int = 8,
 
 def check_output(path: str, frames_dir: Optional[str] = None) -> None:
     """The output must be .gif or .mp4 (MP4 only with imageio-ffmpeg) in a writable folder."""
-    from editing.generate_images import check_output_dir
-    from editing.figures import mp4_available
+    from dnnlib.util import check_output_dir
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
         raise ValueError(f'--output {path}: give a .gif or .mp4 file name')
-    if ext == '.mp4' and not mp4_available():
+    if ext == '.mp4' and not figures.mp4_available():
         raise ValueError(f'--output {path}: MP4 needs the optional packages imageio and '
                          'imageio-ffmpeg (pip install imageio imageio-ffmpeg); or write a .gif')
     if os.path.isdir(path):
@@ -224,7 +223,6 @@ def write_video(frames: Iterator[np.ndarray], path: str, fps: float, loop: bool,
         ``(path, number of frames)``.
     """
     from PIL import Image
-    from editing import figures
 
     def tee():
         for i, frame in enumerate(frames):
@@ -291,7 +289,7 @@ def run_latent_walk(network_pkl: str, output: str, seeds: Optional[Sequence[int]
         base = _cell_dlatents(Gs, items, layout, file_dl if dlatents_npz else None, avg, psi,
                               cutoff, minibatch_size)                           # [H, W, L, D]
         dl = direction_walk_dlatents(base, directions[index], rows, num_frames, max_distance, loop)
-        what = f'direction {index} of {directions_npz}, rows {mixing.format_rows(rows)}, ' \
+        what = f'direction {index} of {directions_npz}, rows {mixing_schemes.format_rows(rows)}, ' \
                f'distance up to {max_distance:g}'
     else:
         layout = assign_keyframes(items, gw, gh, num_keyframes, shuffle_seed)
@@ -325,7 +323,7 @@ def _edit_rows(directions_npz: str, edit_layers: Optional[str], num_rows: int,
         rows = f['layers'] if 'layers' in f.files else np.arange(num_rows)
     if rows.size == 0 or rows.max() >= num_rows:
         raise ValueError(f'{directions_npz} (--directions): its layers '
-                         f'{mixing.format_rows(rows)} do not fit this {num_rows}-row network; '
+                         f'{mixing_schemes.format_rows(rows)} do not fit this {num_rows}-row network; '
                          'give --edit-layers')
     return rows.astype(np.int64)
 

@@ -23,7 +23,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from editing import mixing
+from editing import figures, mixing
 
 Log = Callable[[str], None]
 MASK_HALVES = ('left', 'right', 'top', 'bottom')
@@ -216,13 +216,12 @@ def _pick(Gs, seed: Optional[int], npz: Optional[str], index: int, what: str, ps
 
 def edit_figure(src_img, ref_img, mask, result_img, labels: Sequence[str]):
     """Source, reference, mask and result side by side, labelled."""
-    from editing.figures import labelled_grid
-    imgs = mixing.images_to_uint8(np.concatenate([src_img, ref_img, result_img]))
+    imgs = figures.images_to_uint8(np.concatenate([src_img, ref_img, result_img]))
     if imgs.shape[-1] == 1:
         imgs = np.repeat(imgs, 3, axis=-1)
     mask_u8 = np.repeat(np.round(mask * 255).astype(np.uint8)[:, :, None], 3, axis=-1)
     cells = np.stack([imgs[0], imgs[1], mask_u8, imgs[2]])[None]
-    fig = labelled_grid(cells, [''], list(labels), corner='')
+    fig = figures.labelled_grid(cells, [''], list(labels), corner='')
     from PIL import ImageDraw
     h, w = mask.shape
     top = fig.size[1] - h
@@ -245,8 +244,8 @@ def run_local_editing(network_pkl: str, outdir: str, resolutions: str,
     Returns:
         Written paths (``figure``, ``result``).
     """
-    from editing.generate_images import check_output_dir
-    from editing import figures, sefa
+    from dnnlib.util import check_output_dir
+    from editing import sefa
     if impl != 'tf2':
         raise ValueError(f'--impl {impl}: local editing needs --impl tf2 (it runs the synthesis '
                          'network block by block, which the legacy graph does not expose)')
@@ -273,7 +272,7 @@ def run_local_editing(network_pkl: str, outdir: str, resolutions: str,
     os.makedirs(outdir, exist_ok=True)
     from PIL import Image
     out = dict(figure=figures.save_png(fig, os.path.join(outdir, 'local-edit.png')),
-               result=figures.save_png(Image.fromarray(_rgb(mixing.images_to_uint8(result)[0])),
+               result=figures.save_png(Image.fromarray(_rgb(figures.images_to_uint8(result)[0])),
                                        os.path.join(outdir, 'local-edit-result.png')))
     if log is not None:
         log(f'{network_pkl}: {type(model).__name__}, blended at {at} px, mask covers '

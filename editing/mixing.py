@@ -9,22 +9,8 @@ TensorFlow is imported only when a network is loaded from a file.
 
 Vocabulary (official, paper Figure 3): a *mix* is the destination's dlatents with the scheme's
 rows taken from the source. In a figure, sources run along the top, destinations down the left,
-mixes fill the grid.
-
-Row indices keep their resolution meaning: rows ``2r-4`` and ``2r-3`` belong to resolution
-``2**r`` in both StyleGAN and StyleGAN2, so a scheme means the same resolutions on networks with
-10, 14, 16 or 18 rows. Rows past a network's last row are cut (with a note).
-
-Scheme grammar (``parse_scheme``):
-    * ``;`` always separates schemes.
-    * Inside a ``;`` part, ``,`` separates tokens. A name (``coarse``, ``middle``, ``fine``,
-      ``middle-wide``, ``even``, ``odd``, ``all``, ``none``) is a scheme of its own.
-    * Row tokens ``N``, ``A-B`` (inclusive) and ``A-`` (A to the last row) that follow each other
-      form one custom scheme; a name, a ``;`` or a ``rows:`` prefix starts the next one.
-    * So ``coarse,middle,fine`` is three schemes, ``0-3,8,10-11`` is one, and
-      ``coarse,rows:0-3,8;odd`` is three: coarse, rows 0-3 + 8, odd.
-    * A custom scheme is named ``rows`` + its tokens joined by ``_``, e.g. ``rows0-3_8``; that name
-      is used in npz keys and file names.
+mixes fill the grid. Which rows a scheme takes: ``editing/mixing_schemes.py``; the figures:
+``editing/figures.py``; dlatent files: ``editing/dlatents_io.py``.
 
 Truncation: ``w = avg + (w - avg) * c`` with ``c = psi`` for rows ``< cutoff`` (all rows when the
 cutoff is None) and 1 otherwise, ``avg = Gs.get_var('dlatent_avg')``; the same ``lerp`` the
@@ -34,201 +20,18 @@ default for mixing: none for StyleGAN (the paper figure used none), psi 0.5 on a
 StyleGAN2 (``G_main``, as its ``run_generator.py style-mixing-example``). ``psi == 1`` disables it.
 """
 
-import dataclasses
 import os
-import re
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from dnnlib.util import atomic_write, read_npz
+from editing import figures
+from editing.dlatents_io import load_src_dlatents, save_npz
+from editing.mixing_schemes import Scheme, as_schemes, format_rows, reconcile_rows, scheme_rows
 
-__all__ = [
-    'SCHEME_NAMES', 'Scheme', 'parse_scheme', 'parse_seeds', 'scheme_rows', 'format_rows',
-    'truncate', 'reconcile_rows', 'mix_dlatents', 'is_stylegan2', 'default_truncation',
-    'latents_from_seeds', 'map_seeds', 'synthesize', 'mix_and_render', 'style_mixing',
-    'cross_mixing', 'cross_mixing_from_dlatents', 'load_src_dlatents', 'images_to_uint8',
-    'draw_mixing_figure', 'save_mixing_npz', 'write_mixing_pngs', 'load_gs', 'run_style_mixing',
-    'run_cross_mixing', 'write_style_mixing_figure', 'add_mixing_arguments', 'check_mixing_args',
-]
-
-# Named schemes: (start, stop or None = to the last row, step). Paper Figure 3: coarse = 4^2-8^2,
-# middle = 16^2-32^2, fine = 64^2 and up.
-_NAMED_RANGES = {
-    'coarse': ((0, 4, 1),),
-    'middle': ((4, 8, 1),),
-    'fine': ((8, None, 1),),
-    'middle-wide': ((4, 13, 1),),
-    'even': ((0, None, 2),),
-    'odd': ((1, None, 2),),
-    'all': ((0, None, 1),),
-    'none': (),
-}
-SCHEME_NAMES = tuple(_NAMED_RANGES)
-_ROW_TOKEN = re.compile(r'^(\d+)(?:-(\d*))?$')
 NOISE_MODES = ('const', 'random')
 
 Log = Callable[[str], None]
-
-
-# ------------------------------------------------------------------------------------------------
-# Schemes and seeds.
-
-@dataclasses.dataclass(frozen=True)
-class Scheme:
-    """A set of dlatent rows to take from the source.
-
-    Attributes:
-        name: key-safe name: a scheme name from ``SCHEME_NAMES`` or ``rows<tokens>``.
-        ranges: ``(start, stop, step)`` triples, ``stop`` exclusive or None for "to the last row".
-    """
-    name: str
-    ranges: Tuple[Tuple[int, Optional[int], int], ...]
-
-
-def _row_range(token: str, text: str) -> Tuple[int, Optional[int], int]:
-    m = _ROW_TOKEN.match(token)
-    if m is None:
-        raise ValueError(f'scheme {text!r}: bad row token {token!r}; rows look like 8, 0-3 or 8-')
-    start = int(m.group(1))
-    if m.group(2) is None:                  # "N"
-        return (start, start + 1, 1)
-    if m.group(2) == '':                    # "A-": to the last row
-        return (start, None, 1)
-    stop = int(m.group(2))
-    if stop < start:
-        raise ValueError(f'scheme {text!r}: row range {token!r} runs backwards')
-    return (start, stop + 1, 1)
-
-
-def parse_scheme(text: str) -> List[Scheme]:
-    """Parses a ``--scheme`` value into a list of schemes (grammar in the module docstring).
-
-    Args:
-        text: e.g. ``'coarse'``, ``'coarse,middle,fine'``, ``'0-3,8,10-11'``,
-            ``'rows:0-3;rows:8-'``.
-
-    Returns:
-        The schemes in the order given.
-
-    Raises:
-        ValueError: unknown name, bad row token, empty scheme or a scheme given twice.
-    """
-    schemes: List[Tuple[str, list]] = []   # (name or None for custom, row tokens)
-    for part in text.split(';'):
-        part = part.strip()
-        if not part:
-            raise ValueError(f'scheme {text!r}: empty scheme between ";"')
-        open_custom = False                 # whether row tokens extend the last custom scheme
-        for token in (t.strip() for t in part.split(',')):
-            if token.lower() in _NAMED_RANGES:
-                schemes.append((token.lower(), []))
-                open_custom = False
-                continue
-            if token.lower().startswith('rows:'):
-                token = token[5:].strip()
-                open_custom = False
-            if not token:
-                raise ValueError(f'scheme {text!r}: empty entry (stray "," or empty "rows:")')
-            if _ROW_TOKEN.match(token) is None:
-                raise ValueError(
-                    f'scheme {text!r}: unknown scheme {token!r}; names are '
-                    f'{", ".join(SCHEME_NAMES)}; custom rows look like 0-3,8 or rows:0-3,8 '
-                    '(";" separates schemes)')
-            if not open_custom:
-                schemes.append((None, []))
-                open_custom = True
-            schemes[-1][1].append(token)
-    out = []
-    for name, tokens in schemes:
-        if name is not None:
-            out.append(Scheme(name, _NAMED_RANGES[name]))
-        else:
-            ranges = tuple(_row_range(t, text) for t in tokens)
-            out.append(Scheme('rows' + '_'.join(tokens), ranges))
-    names = [s.name for s in out]
-    for name in names:
-        if names.count(name) > 1:
-            raise ValueError(f'scheme {text!r}: scheme {name!r} given twice')
-    return out
-
-
-def _as_schemes(schemes: Union[str, Scheme, Iterable[Union[str, Scheme]]]) -> List[Scheme]:
-    """Accepts a scheme string, a Scheme, or a sequence of either; returns a flat list."""
-    if isinstance(schemes, (str, Scheme)):
-        schemes = [schemes]
-    out: List[Scheme] = []
-    for s in schemes:
-        out.extend([s] if isinstance(s, Scheme) else parse_scheme(s))
-    if not out:
-        raise ValueError('no mixing scheme given')
-    names = [s.name for s in out]
-    if len(set(names)) != len(names):
-        raise ValueError(f'a scheme is given twice in {names}')
-    return out
-
-
-def format_rows(rows: Sequence[int]) -> str:
-    """Formats row indices compactly: ``[0, 1, 2, 3, 8]`` -> ``'0-3,8'`` (``'-'`` if empty)."""
-    rows = sorted(int(r) for r in rows)
-    parts, i = [], 0
-    while i < len(rows):
-        j = i
-        while j + 1 < len(rows) and rows[j + 1] == rows[j] + 1:
-            j += 1
-        parts.append(str(rows[i]) if i == j else f'{rows[i]}-{rows[j]}')
-        i = j + 1
-    return ','.join(parts) if parts else '-'
-
-
-def scheme_rows(scheme: Union[str, Scheme], num_rows: int,
-                log: Optional[Log] = print) -> np.ndarray:
-    """The dlatent rows a scheme replaces on a network with ``num_rows`` style rows.
-
-    Rows past the last one are cut, and a note says so through ``log``.
-
-    Args:
-        scheme: a Scheme or a string holding exactly one scheme.
-        num_rows: the network's number of style rows ``L`` (10 at 64 px, 18 at 1024 px).
-        log: where notes go (None: silent).
-
-    Returns:
-        Sorted unique row indices, int64 array (possibly empty).
-    """
-    if not isinstance(scheme, Scheme):
-        parsed = parse_scheme(scheme)
-        if len(parsed) != 1:
-            raise ValueError(f'scheme {scheme!r} holds {len(parsed)} schemes; give one')
-        scheme = parsed[0]
-    rows, cut = set(), set()
-    for start, stop, step in scheme.ranges:
-        wanted = range(start, num_rows if stop is None else stop, step)
-        rows.update(r for r in wanted if r < num_rows)
-        cut.update(r for r in wanted if r >= num_rows)
-        if stop is None and start >= num_rows:
-            cut.add(start)
-    if cut and log is not None:
-        log(f'note: scheme {scheme.name!r}: rows {format_rows(cut)} are past the last row '
-            f'({num_rows - 1}) of this {num_rows}-row network and were cut')
-    if not rows and scheme.name != 'none' and log is not None:
-        log(f'note: scheme {scheme.name!r} replaces no rows on a {num_rows}-row network')
-    return np.array(sorted(rows), dtype=np.int64)
-
-
-def parse_seeds(text: str) -> List[int]:
-    """Parses ``'1,2,5-7'`` into ``[1, 2, 5, 6, 7]``; seeds are 0 .. 2**32-1 (RandomState)."""
-    seeds = []
-    for token in (t.strip() for t in str(text).split(',')):
-        m = re.match(r'^(\d+)(?:-(\d+))?$', token)
-        if m is None:
-            raise ValueError(f'bad seed list {text!r}: {token!r} is not a seed or a range A-B')
-        a, b = int(m.group(1)), int(m.group(2) or m.group(1))
-        if b < a:
-            raise ValueError(f'bad seed list {text!r}: range {token!r} runs backwards')
-        if b >= 2**32:
-            raise ValueError(f'bad seed list {text!r}: seeds must be below 2**32')
-        seeds.extend(range(a, b + 1))
-    return seeds
 
 
 # ------------------------------------------------------------------------------------------------
@@ -266,33 +69,6 @@ def truncate(dlatents: np.ndarray, dlatent_avg: np.ndarray, psi: Optional[float]
     return avg + (dlatents - avg) * coefs.astype(np.float32)[None, :, None]
 
 
-def reconcile_rows(dlatents: np.ndarray, num_rows: int) -> Tuple[np.ndarray, Optional[str]]:
-    """Brings dlatents to ``num_rows`` rows by resolution: extend with the last row, or cut.
-
-    Args:
-        dlatents: ``[N, L, D]`` (W+) or ``[N, D]`` (W, broadcast to every row).
-        num_rows: the target network's row count.
-
-    Returns:
-        ``([N, num_rows, D] float32, note or None)``.
-    """
-    dlatents = np.asarray(dlatents, dtype=np.float32)
-    if dlatents.ndim == 2:
-        return np.repeat(dlatents[:, None, :], num_rows, axis=1), None
-    assert dlatents.ndim == 3, f'dlatents must be [N, L, D] or [N, D], got {dlatents.shape}'
-    have = dlatents.shape[1]
-    if have == num_rows:
-        return dlatents, None
-    if have > num_rows:
-        return dlatents[:, :num_rows], (
-            f'note: source has {have} rows, destination {num_rows}: rows {num_rows}-{have - 1} '
-            'of the source were cut')
-    extra = np.repeat(dlatents[:, -1:], num_rows - have, axis=1)
-    return np.concatenate([dlatents, extra], axis=1), (
-        f'note: source has {have} rows, destination {num_rows}: source row {have - 1} was '
-        f'repeated for rows {have}-{num_rows - 1}')
-
-
 def mix_dlatents(dst_dlatents: np.ndarray, src_dlatents: np.ndarray,
                  rows: Sequence[int]) -> np.ndarray:
     """Every destination with the given rows taken from every source.
@@ -317,9 +93,6 @@ def mix_dlatents(dst_dlatents: np.ndarray, src_dlatents: np.ndarray,
     out[:, :, rows] = src[None][:, :, rows]
     return out
 
-
-# ------------------------------------------------------------------------------------------------
-# The network side (official API, numpy in and out).
 
 def _num_rows(Gs) -> int:
     return int(Gs.components.synthesis.input_shape[1])
@@ -417,7 +190,7 @@ def mix_and_render(Gs, dst_dlatents: np.ndarray, src_dlatents: np.ndarray, schem
     """
     _check_noise_mode(noise_mode)
     out = {}
-    for scheme in _as_schemes(schemes):
+    for scheme in as_schemes(schemes):
         rows = scheme_rows(scheme, _num_rows(Gs), log=log)
         mixed = mix_dlatents(dst_dlatents, src_dlatents, rows)       # [Nd, Ns, L, D]
         flat = mixed.reshape((-1,) + mixed.shape[2:])
@@ -515,7 +288,7 @@ def cross_mixing(Gs_dst, Gs_src, dst_seeds: Sequence[int], src_seeds: Sequence[i
         ``src_dlatents`` holds them reconciled to B's rows, as mixed.
     """
     _check_noise_mode(noise_mode)
-    schemes = _as_schemes(schemes)
+    schemes = as_schemes(schemes)
     _check_seeds(dst_seeds, 'destination')
     _check_seeds(src_seeds, 'source')
     _check_compatible(Gs_dst, Gs_src, dst_label, src_label)
@@ -543,51 +316,6 @@ def cross_mixing(Gs_dst, Gs_src, dst_seeds: Sequence[int], src_seeds: Sequence[i
     return result
 
 
-def load_src_dlatents(path: str, seeds: Optional[Sequence[int]] = None
-                      ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
-    """Reads source dlatents from an npz file (a projection, say).
-
-    Accepted keys: ``dlatents`` ``[N, L, D]`` (W+) or ``[N, D]`` (W), required; ``seeds`` ``[N]``
-    integers, optional, naming the entries. Other keys are ignored.
-
-    Args:
-        path: the ``.npz`` file.
-        seeds: if given, pick these entries by their ``seeds`` (the file must have ``seeds``).
-
-    Returns:
-        ``(dlatents float32, seeds int64 array or None)``.
-    """
-    data = read_npz(path, path, 'source dlatents')
-    if 'dlatents' not in data:
-        raise ValueError(f'{path}: no "dlatents" array (found keys {sorted(data)}); expected '
-                         '"dlatents" [N, L, D] or [N, D] and optionally "seeds" [N]')
-    dlatents = data['dlatents']
-    if dlatents.ndim not in (2, 3) or dlatents.shape[0] == 0 or not np.issubdtype(
-            dlatents.dtype, np.floating):
-        raise ValueError(f'{path}: "dlatents" must be a float array [N, L, D] or [N, D] with N > 0,'
-                         f' got {dlatents.dtype} {dlatents.shape}')
-    if not np.all(np.isfinite(dlatents)):
-        raise ValueError(f'{path}: "dlatents" holds NaN or infinite values')
-    file_seeds = data.get('seeds')
-    if file_seeds is not None:
-        if (file_seeds.shape != (dlatents.shape[0],)
-                or not np.issubdtype(file_seeds.dtype, np.integer)):
-            raise ValueError(f'{path}: "seeds" must be integers of shape [{dlatents.shape[0]}], '
-                             f'got {file_seeds.dtype} {file_seeds.shape}')
-        file_seeds = file_seeds.astype(np.int64)
-    if seeds is None:
-        return dlatents.astype(np.float32), file_seeds
-    if file_seeds is None:
-        raise ValueError(f'{path}: source seeds were asked for but the file has no "seeds" array')
-    index = {int(s): i for i, s in enumerate(file_seeds)}
-    missing = [s for s in seeds if int(s) not in index]
-    if missing:
-        raise ValueError(f'{path}: seeds {missing} are not in the file '
-                         f'(it has {file_seeds.tolist()})')
-    pick = [index[int(s)] for s in seeds]
-    return dlatents[pick].astype(np.float32), file_seeds[pick]
-
-
 def cross_mixing_from_dlatents(Gs_dst, src_dlatents: np.ndarray, dst_seeds: Sequence[int],
                                schemes='coarse', src_seeds: Optional[Sequence[int]] = None,
                                truncation_psi: Optional[float] = None,
@@ -608,7 +336,7 @@ def cross_mixing_from_dlatents(Gs_dst, src_dlatents: np.ndarray, dst_seeds: Sequ
         Others: as in ``style_mixing``.
     """
     _check_noise_mode(noise_mode)
-    schemes = _as_schemes(schemes)
+    schemes = as_schemes(schemes)
     _check_seeds(dst_seeds, 'destination')
     src_dlatents = np.asarray(src_dlatents, dtype=np.float32)
     if src_dlatents.ndim not in (2, 3) or src_dlatents.shape[-1] != _dlatent_size(Gs_dst):
@@ -640,7 +368,7 @@ def cross_mixing_from_dlatents(Gs_dst, src_dlatents: np.ndarray, dst_seeds: Sequ
 
 
 # ------------------------------------------------------------------------------------------------
-# Output: npz, PNGs and figures.
+# Output: npz and PNGs.
 
 def save_mixing_npz(result: dict, path: str) -> str:
     """Writes a mixing result to ``path`` (written to a temporary name, then renamed).
@@ -665,106 +393,7 @@ def save_mixing_npz(result: dict, path: str) -> str:
             per.update(shared)      # small; makes every per-scheme set of the issue's keys complete
         for key, value in per.items():
             arrays[f'{key}_{name}' if several else key] = value
-    with atomic_write(path) as f:
-        np.savez(f, **arrays)
-    return path
-
-
-def images_to_uint8(images: np.ndarray) -> np.ndarray:
-    """NCHW [-1, 1] -> NHWC uint8 as ``convert_images_to_uint8``: x*127.5+128, clamp, floor."""
-    x = np.asarray(images, dtype=np.float32) * np.float32(127.5) + np.float32(128)
-    return np.clip(x, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
-
-
-def _to_pil(image_hwc: np.ndarray):
-    from PIL import Image
-    channels = image_hwc.shape[2]
-    if channels == 1:
-        return Image.fromarray(image_hwc[:, :, 0], 'L')
-    if channels == 3:
-        return Image.fromarray(image_hwc, 'RGB')
-    raise ValueError(f'cannot draw images with {channels} channels (1 or 3 supported)')
-
-
-def _font(size: int):
-    from PIL import ImageFont
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, OSError, ImportError):   # Pillow without FreeType: fixed bitmap font
-        return ImageFont.load_default()
-
-
-def _draw_label(draw, xy, text: str, size: int) -> None:
-    """White text on a dark box, so that a label reads on any image."""
-    font = _font(size)
-    x0, y0, x1, y1 = draw.multiline_textbbox(xy, text, font=font)
-    draw.rectangle((x0 - 2, y0 - 2, x1 + 2, y1 + 2), fill=(0, 0, 0))
-    draw.multiline_text(xy, text, font=font, fill=(255, 255, 255))
-
-
-def draw_mixing_figure(result: dict, scheme: Optional[str] = None, cell_size: Optional[int] = None):
-    """Draws one scheme's mixes in the paper's layout.
-
-    Sources along the top, destinations down the left, mixes in the grid; labels give the seeds,
-    the top-left cell the scheme name and its rows.
-
-    Args:
-        result: from ``style_mixing`` / ``cross_mixing`` / ``cross_mixing_from_dlatents``.
-        scheme: scheme name (a key of ``result['schemes']``); None: the only one.
-        cell_size: pixel size of a cell; None: the destination network's resolution.
-
-    Returns:
-        A ``PIL.Image``.
-    """
-    from PIL import Image, ImageDraw
-    if scheme is None:
-        if len(result['schemes']) != 1:
-            raise ValueError(f'result holds schemes {list(result["schemes"])}; say which to draw')
-        scheme = next(iter(result['schemes']))
-    mix = result['schemes'][scheme]
-    images = mix['images']                                           # [Nd, Ns, C, H, W]
-    nd, ns, channels, h, w = images.shape
-    if cell_size is not None:
-        h = w = int(cell_size)
-    canvas = Image.new('RGB', (w * (ns + 1), h * (nd + 1)), 'white')   # grey images drawn as RGB
-    draw = ImageDraw.Draw(canvas)
-    size = max(10, h // 16)
-
-    def paste(img_chw, col, row, label):
-        pil = _to_pil(images_to_uint8(img_chw[None])[0]).convert('RGB')
-        if pil.size != (w, h):
-            pil = pil.resize((w, h), Image.LANCZOS)
-        canvas.paste(pil, (col * w, row * h))
-        if label:
-            _draw_label(draw, (col * w + 4, row * h + 4), label, size)
-
-    for j in range(ns):
-        paste(result['src_images'][j], j + 1, 0, result['src_labels'][j])
-    for i in range(nd):
-        paste(result['dst_images'][i], 0, i + 1, result['dst_labels'][i])
-        for j in range(ns):
-            paste(images[i, j], j + 1, i + 1, '')
-    corner = [scheme, f'rows {format_rows(mix["rows"])}']
-    font = _font(size)
-    draw.multiline_text((4, 4), '\n'.join(_wrap(draw, line, font, w - 8) for line in corner),
-                        font=font, fill=(0, 0, 0))
-    return canvas
-
-
-def _wrap(draw, text: str, font, width: int) -> str:
-    """Breaks ``text`` into lines at most ``width`` px wide, by character (names have no spaces)."""
-    lines = ['']
-    for ch in text:
-        if lines[-1] and draw.textlength(lines[-1] + ch, font=font) > width:
-            lines.append('')
-        lines[-1] += ch
-    return '\n'.join(lines)
-
-
-def _save_png(image, path: str) -> str:
-    with atomic_write(path) as f:
-        image.save(f, format='PNG')
-    return path
+    return save_npz(path, **arrays)
 
 
 def write_mixing_pngs(result: dict, outdir: str, prefix: str = 'mixing', write_mixes: bool = True,
@@ -778,16 +407,16 @@ def write_mixing_pngs(result: dict, outdir: str, prefix: str = 'mixing', write_m
     os.makedirs(outdir, exist_ok=True)
     paths: Dict[str, List[str]] = dict(figures=[], mixes=[])
     for name, mix in result['schemes'].items():
-        fig = draw_mixing_figure(result, name, cell_size)
-        paths['figures'].append(_save_png(fig, os.path.join(outdir, f'{prefix}-{name}.png')))
+        fig = figures.draw_mixing_figure(result, name, cell_size)
+        paths['figures'].append(figures.save_png(fig, os.path.join(outdir, f'{prefix}-{name}.png')))
         if not write_mixes:
             continue
-        uint8 = images_to_uint8(mix['images'].reshape((-1,) + mix['images'].shape[2:]))
+        uint8 = figures.images_to_uint8(mix['images'].reshape((-1,) + mix['images'].shape[2:]))
         nd, ns = mix['images'].shape[:2]
         for k, img in enumerate(uint8):
             i, j = divmod(k, ns)
             fname = f'{prefix}-{name}-{result["dst_names"][i]}-{result["src_names"][j]}.png'
-            paths['mixes'].append(_save_png(_to_pil(img), os.path.join(outdir, fname)))
+            paths['mixes'].append(figures.save_png(figures.to_pil(img), os.path.join(outdir, fname)))
     return paths
 
 
@@ -817,7 +446,7 @@ def _report(log: Optional[Log], result: dict, label_dst: str, label_src: str) ->
 def check_outputs(outdir: str, out_npz: Optional[str]) -> None:
     """Raises ValueError unless the figures' folder and the npz path can be written; checked
     before any network is loaded, so that a bad path leaves nothing behind."""
-    from editing.generate_images import check_output_dir
+    from dnnlib.util import check_output_dir
     check_output_dir(outdir)
     if out_npz:
         if os.path.isdir(out_npz):
@@ -858,7 +487,7 @@ def run_style_mixing(network_pkl: str, dst_seeds: Sequence[int], src_seeds: Sequ
     Returns:
         ``{'figures': [...], 'mixes': [...], 'npz': [...]}`` written paths.
     """
-    schemes = _as_schemes(schemes)        # fail on a bad scheme before loading anything
+    schemes = as_schemes(schemes)        # fail on a bad scheme before loading anything
     _check_noise_mode(noise_mode)
     _check_seeds(dst_seeds, 'destination')
     _check_seeds(src_seeds, 'source')
@@ -890,7 +519,7 @@ def run_cross_mixing(dst_network_pkl: str, dst_seeds: Sequence[int], schemes, ou
     Returns:
         ``{'figures': [...], 'mixes': [...], 'npz': [...]}`` written paths.
     """
-    schemes = _as_schemes(schemes)
+    schemes = as_schemes(schemes)
     _check_noise_mode(noise_mode)
     _check_seeds(dst_seeds, 'destination')
     if (src_network_pkl is None) == (src_dlatents_npz is None):
@@ -941,54 +570,3 @@ def write_style_mixing_figure(network_pkl: str, outdir: str,
     return run_style_mixing(network_pkl, dst_seeds, src_seeds, schemes, outdir,
                             truncation_psi=truncation_psi, impl=impl, write_mixes=False,
                             log=log, require_rows=False)['figures']
-
-
-# ------------------------------------------------------------------------------------------------
-# Command-line options shared by style_mixing.py and cross_mixing.py.
-
-_SCHEME_HELP = (
-    'mixing scheme(s). Names: coarse (rows 0-3), middle (4-7), fine (8 to the last), '
-    'middle-wide (4-12), even, odd, all, none. Custom rows: "0-3,8,10-11", "8-" (8 to the last) '
-    'or "rows:0-3,8". Several schemes: names separated by "," or any schemes by ";", e.g. '
-    '"coarse,middle,fine" or "coarse;rows:0-3,8". Rows keep their resolution meaning '
-    '(rows 2r-4 and 2r-3 belong to 2^r px); rows past the last one are cut, with a note. '
-    'Default: %(default)s')
-
-
-def add_mixing_arguments(p) -> None:
-    """Adds the options both mixing scripts share to an ``argparse`` parser."""
-    p.add_argument('--dst-seeds', required=True,
-                   help='destination seeds (figure rows), e.g. "1,2,3" or "1-3"')
-    p.add_argument('--scheme', default='coarse,middle,fine', help=_SCHEME_HELP)
-    p.add_argument('--trunc', type=float, default=None, metavar='PSI',
-                   help='truncation psi, applied towards dlatent_avg before mixing (1 = none). '
-                        'Default: none for StyleGAN networks, 0.5 on all rows for StyleGAN2 '
-                        '(G_main) networks')
-    p.add_argument('--trunc-cutoff', type=int, default=None, metavar='N',
-                   help='truncate only rows < N (default: all rows; needs --trunc)')
-    p.add_argument('--noise-mode', choices=('const', 'random'), default='const',
-                   help='const: the stored noise inputs (randomize_noise=False); random: fresh '
-                        'noise per image. Default: %(default)s')
-    p.add_argument('--impl', choices=('tf2', 'legacy'), default='tf2',
-                   help='implementation that loads and runs the pickles. Default: %(default)s')
-    p.add_argument('--outdir', required=True, help='where figures and mix PNGs are written')
-    p.add_argument('--out-npz', default=None, metavar='FILE',
-                   help='also save dlatents, mixed dlatents, float32 NCHW images, rows and seeds '
-                        'here (keys in README; with several schemes keyed <name>_<scheme>)')
-
-
-def check_mixing_args(p, args) -> None:
-    """Parses seed and scheme lists so that bad input fails (``p.error``) before anything loads."""
-    try:
-        args.dst_seeds = parse_seeds(args.dst_seeds)
-        if args.src_seeds is not None:
-            args.src_seeds = parse_seeds(args.src_seeds)
-        args.scheme = parse_scheme(args.scheme)
-    except ValueError as e:
-        p.error(str(e))
-    if args.trunc_cutoff is not None and args.trunc is None:
-        p.error('--trunc-cutoff needs --trunc')
-    if args.trunc_cutoff is not None and args.trunc_cutoff < 0:
-        p.error('--trunc-cutoff must be >= 0')
-    if args.trunc is not None and not np.isfinite(args.trunc):
-        p.error(f'--trunc must be a finite number, got {args.trunc}')

@@ -29,7 +29,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from dnnlib.util import read_npz
-from editing import mixing
+from editing import figures, mixing, mixing_schemes
 
 METHODS = ('gf', 'ros')
 # genforce's interface menu: fixed rows tuned for 14-row (256 px) networks (spec §1.5).
@@ -121,7 +121,7 @@ def affine_matrix(Gs, rows: Sequence[int], method: str = 'gf') -> Tuple[np.ndarr
         blocks.append((stored * runtime_scale(Gs, stored)).T)             # [out, D]
         names.append(name)
     if not blocks:
-        raise ValueError(f'--layers {mixing.format_rows(rows)}: method {method!r} uses no style '
+        raise ValueError(f'--layers {mixing_schemes.format_rows(rows)}: method {method!r} uses no style '
                          'weight on these rows')
     return np.concatenate(blocks, axis=0), names
 
@@ -168,13 +168,13 @@ def parse_layers(text: str, num_rows: int, log: Optional[Log] = print) -> np.nda
         rows = np.arange(a, min(b, num_rows - 1) + 1)
     else:
         try:
-            schemes = mixing.parse_scheme(text)
+            schemes = mixing_schemes.parse_scheme(text)
         except ValueError as e:
             raise ValueError(f'--layers: {e}') from e
         found = set()
         for scheme in schemes:
             notes: List[str] = []
-            found.update(mixing.scheme_rows(scheme, num_rows, log=notes.append).tolist())
+            found.update(mixing_schemes.scheme_rows(scheme, num_rows, log=notes.append).tolist())
             if scheme.name.startswith('rows') and any('past the last row' in n for n in notes):
                 raise ValueError(f'--layers {text}: rows out of range; this network has rows '
                                  f'0-{num_rows - 1}')
@@ -333,11 +333,10 @@ def edit_grid(images: np.ndarray, sample_labels: Sequence[str], indices: Sequenc
     Args:
         images: ``[N, K, M, C, H, W]`` float NCHW.
     """
-    from editing.figures import labelled_grid
     if layout not in GRID_LAYOUTS:
         raise ValueError(f'--layout: {layout!r}; choose one of {GRID_LAYOUTS}')
     n, k, m = images.shape[:3]
-    cells = mixing.images_to_uint8(images.reshape((-1,) + images.shape[3:]))
+    cells = figures.images_to_uint8(images.reshape((-1,) + images.shape[3:]))
     if cells.shape[-1] == 1:
         cells = np.repeat(cells, 3, axis=-1)
     cells = cells.reshape((n, k, m) + cells.shape[1:])
@@ -350,10 +349,10 @@ def edit_grid(images: np.ndarray, sample_labels: Sequence[str], indices: Sequenc
         labels = [f'{direction(idx)}\nd={d:g}' for idx in indices for d in distances]
         marked = [i for i, (_, d) in enumerate((idx, d) for idx in indices for d in distances)
                   if d == 0]
-        return labelled_grid(rows, labels, list(sample_labels), corner=corner, marked_rows=marked)
+        return figures.labelled_grid(rows, labels, list(sample_labels), corner=corner, marked_rows=marked)
     labels = [f'{label}\n{direction(idx)}' for label in sample_labels for idx in indices]
     marked = [j for j, d in enumerate(distances) if d == 0]
-    return labelled_grid(cells.reshape((n * k, m) + cells.shape[3:]), labels,
+    return figures.labelled_grid(cells.reshape((n * k, m) + cells.shape[3:]), labels,
                          [f'd={d:g}' for d in distances], marked, corner)
 
 
@@ -375,7 +374,7 @@ def run_sefa(network_pkl: str, layers: str = 'all', method: str = 'gf', impl: st
         Written paths by kind (``npz``, ``grid``, ``edits``).
     """
     from editing import dlatents_io
-    from editing.generate_images import check_output_dir
+    from dnnlib.util import check_output_dir
     if out_npz is None and outdir is None:
         raise ValueError('nothing to write: give --out-npz and/or --outdir')
     if layout not in GRID_LAYOUTS:
@@ -395,7 +394,7 @@ def run_sefa(network_pkl: str, layers: str = 'all', method: str = 'gf', impl: st
     if log is not None:
         log(f'{network_pkl}: {"StyleGAN2" if mixing.is_stylegan2(Gs) else "StyleGAN"}, '
             f'{num_rows} rows, D={dlatent_size}; method {method}, rows '
-            f'{mixing.format_rows(result["layers"])}, {len(result["weights"])} style weights; '
+            f'{mixing_schemes.format_rows(result["layers"])}, {len(result["weights"])} style weights; '
             f'top eigenvalues {np.array2string(result["eigenvalues"][:5], precision=4)}')
     written: Dict[str, str] = {}
     if outdir is None:
@@ -421,13 +420,12 @@ def run_sefa(network_pkl: str, layers: str = 'all', method: str = 'gf', impl: st
     order = 'edit, then truncate' if edit_before_truncation else 'truncate, then edit'
     trunc = 'none' if psi is None or psi == 1 else \
         f'psi {psi:g}' + ('' if cutoff is None else f' rows<{cutoff}')
-    corner = f'{method} rows {mixing.format_rows(result["layers"])}\nedit rows ' \
-             f'{mixing.format_rows(rows)}\ntrunc {trunc}\n{order}'
+    corner = f'{method} rows {mixing_schemes.format_rows(result["layers"])}\nedit rows ' \
+             f'{mixing_schemes.format_rows(rows)}\ntrunc {trunc}\n{order}'
     fig = edit_grid(images, labels, indices, result['eigenvalues'], distances, corner, layout)
     if out_npz:
         written['npz'] = save_factorization(result, out_npz, network_pkl)
-    from editing.figures import save_png
-    written['grid'] = save_png(fig, f'{outdir}/sefa-grid.png')
+    written['grid'] = figures.save_png(fig, f'{outdir}/sefa-grid.png')
     n, k, m = edits.shape[:3]
     grid_idx = np.indices((n, k, m)).reshape(3, -1)
     written['edits'] = dlatents_io.save_npz(

@@ -11,8 +11,8 @@ ALLOWED = {
     'dnnlib': {'dnnlib'},
     'tf2': {'dnnlib', 'tf2'},
     'legacy_tf': {'dnnlib', 'legacy_tf'},
-    'editing': {'dnnlib', 'tf2', 'legacy_tf', 'editing'},
     'metrics': {'dnnlib', 'tf2', 'metrics'},
+    'editing': {'dnnlib', 'tf2', 'legacy_tf', 'metrics', 'editing'},
     'training': {'dnnlib', 'tf2', 'editing', 'metrics', 'training'},
 }
 

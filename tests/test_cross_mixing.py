@@ -76,11 +76,11 @@ def test_cli_source_choice_errors(tmp_path, monkeypatch, capsys, argv, words):
 def test_cli_bad_src_dlatents_file(tmp_path, monkeypatch, capsys):
     use_fake_networks(monkeypatch, {'b.pkl': FakeGs()})
     bad = tmp_path / 'proj.npz'
-    np.savez(bad, w=np.zeros((2, 6), np.float32))
+    np.savez(bad, latents=np.zeros((2, 6), np.float32))   # neither 'dlatents' nor ADA's 'w'
     rc = cross_mixing.main(['--dst-network', 'b.pkl', '--src-dlatents', str(bad), '--dst-seeds',
                             '1', '--outdir', str(tmp_path / 'out')])
     assert rc == 1
-    assert f'{bad}: no "dlatents" array' in capsys.readouterr().err
+    assert f'{bad}: no "dlatents" (or "w") array' in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ['proj.npz']
 
 

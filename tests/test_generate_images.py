@@ -11,7 +11,8 @@ import pytest
 import reference_sg1_numpy as R1
 from conftest import REPO_DIR, assert_user_error, expand_args, fixture_path
 from dnnlib import legacy_pickle
-from editing.generate_images import generate_images, image_grid, parse_seeds, seed_latents
+from dnnlib.util import parse_seeds
+from editing.generate_images import generate_images, image_grid, seed_latents
 
 
 def test_parse_seeds():

@@ -88,7 +88,7 @@ def test_gif_frame_count_size_and_first_frame(tmp_path, monkeypatch, loop, frame
     # seeds 0, 1 and cell 1 seeds 2, 3 (truncated as the default).
     psi, cutoff = sefa.default_truncation(Gs)
     w = mixing.truncate(mixing.map_seeds(Gs, [0, 2]), Gs.get_var('dlatent_avg'), psi, cutoff)
-    want = mixing.images_to_uint8(mixing.synthesize(Gs, w))
+    want = figures.images_to_uint8(mixing.synthesize(Gs, w))
     got = np.asarray(Image.open(tmp_path / 'frames' / 'frame000000.png'))
     assert np.abs(got[:, :64].astype(int) - want[0]).max() <= 1
     assert np.abs(got[:, 64:].astype(int) - want[1]).max() <= 1

@@ -11,6 +11,7 @@ from conftest import assert_user_error, expand_args, fixture_path
 from editing import local_editing as le, sefa
 from test_sefa import load_real_gs, use_loaded_networks
 from editing import mixing
+from editing import figures
 
 import local_editing as le_script
 
@@ -89,7 +90,7 @@ def test_cli_figure_and_dlatents_source(tmp_path, monkeypatch):
     got = np.asarray(Image.open(tmp_path / 'out' / 'local-edit-result.png'))
     # The CLI maps seed 3 on its own: its last float bits may differ from this batch's, so the
     # uint8 images may differ by one level.
-    assert np.abs(got.astype(int) - mixing.images_to_uint8(want)[0]).max() <= 1
+    assert np.abs(got.astype(int) - figures.images_to_uint8(want)[0]).max() <= 1
 
 
 SG1 = 'FIXTURE:sg1_r64.pkl'

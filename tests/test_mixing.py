@@ -11,21 +11,25 @@ import pytest
 
 from conftest import IMPLS, TOL, FakeGs, fixture_path, load_real_gs, rel, seed_latents, use_fake_networks
 from editing import mixing
+from dnnlib.util import parse_seeds
+from editing import dlatents_io
+from editing import figures
+from editing import mixing_schemes
 
 
 # ------------------------------------------------------------------------------------------------
 # Scheme grammar and rows.
 
 def test_parse_scheme_names_and_custom_lists():
-    assert [s.name for s in mixing.parse_scheme('coarse,middle,fine,even,odd')] == \
+    assert [s.name for s in mixing_schemes.parse_scheme('coarse,middle,fine,even,odd')] == \
         ['coarse', 'middle', 'fine', 'even', 'odd']
-    assert [s.name for s in mixing.parse_scheme('0-3,8,10-11')] == ['rows0-3_8_10-11']
-    assert [s.name for s in mixing.parse_scheme('rows:0-3,8')] == ['rows0-3_8']
-    assert [s.name for s in mixing.parse_scheme('coarse,rows:0-3,8;odd')] == \
+    assert [s.name for s in mixing_schemes.parse_scheme('0-3,8,10-11')] == ['rows0-3_8_10-11']
+    assert [s.name for s in mixing_schemes.parse_scheme('rows:0-3,8')] == ['rows0-3_8']
+    assert [s.name for s in mixing_schemes.parse_scheme('coarse,rows:0-3,8;odd')] == \
         ['coarse', 'rows0-3_8', 'odd']
-    assert [s.name for s in mixing.parse_scheme('0-3;8-')] == ['rows0-3', 'rows8-']
-    assert [s.name for s in mixing.parse_scheme('rows:1,rows:2')] == ['rows1', 'rows2']
-    assert [s.name for s in mixing.parse_scheme(' Middle-Wide , all;none ')] == \
+    assert [s.name for s in mixing_schemes.parse_scheme('0-3;8-')] == ['rows0-3', 'rows8-']
+    assert [s.name for s in mixing_schemes.parse_scheme('rows:1,rows:2')] == ['rows1', 'rows2']
+    assert [s.name for s in mixing_schemes.parse_scheme(' Middle-Wide , all;none ')] == \
         ['middle-wide', 'all', 'none']
 
 
@@ -40,7 +44,7 @@ def test_parse_scheme_names_and_custom_lists():
 ])
 def test_parse_scheme_errors(text, words):
     with pytest.raises(ValueError, match=words):
-        mixing.parse_scheme(text)
+        mixing_schemes.parse_scheme(text)
 
 
 # Expected rows written from the spec (paper Figure 3 and the issue), not from the code.
@@ -64,30 +68,30 @@ def test_parse_scheme_errors(text, words):
     ('rows:2,2,1-2', 10, [1, 2]),
 ])
 def test_scheme_rows(scheme, num_rows, expected):
-    assert mixing.scheme_rows(scheme, num_rows, log=None).tolist() == expected
+    assert mixing_schemes.scheme_rows(scheme, num_rows, log=None).tolist() == expected
 
 
 def test_scheme_rows_cut_prints_a_note():
     notes = []
-    mixing.scheme_rows('middle-wide', 10, log=notes.append)
+    mixing_schemes.scheme_rows('middle-wide', 10, log=notes.append)
     assert len(notes) == 1 and 'middle-wide' in notes[0] and '10-12' in notes[0]
     notes.clear()
-    mixing.scheme_rows('fine', 18, log=notes.append)       # to the end: nothing is cut
+    mixing_schemes.scheme_rows('fine', 18, log=notes.append)       # to the end: nothing is cut
     assert notes == []
-    mixing.scheme_rows('fine', 8, log=notes.append)        # a 16 px network has no fine rows
+    mixing_schemes.scheme_rows('fine', 8, log=notes.append)        # a 16 px network has no fine rows
     assert notes and 'fine' in notes[-1]
 
 
 def test_parse_seeds():
-    assert mixing.parse_seeds('1,2,5-7') == [1, 2, 5, 6, 7]
+    assert parse_seeds('1,2,5-7') == [1, 2, 5, 6, 7]
     for bad in ('1,x', '3-1', '-1', '4294967296'):
         with pytest.raises(ValueError, match='seed'):
-            mixing.parse_seeds(bad)
+            parse_seeds(bad)
 
 
 def test_format_rows():
-    assert mixing.format_rows([3, 0, 1, 2, 8, 10, 11]) == '0-3,8,10-11'
-    assert mixing.format_rows([]) == '-'
+    assert mixing_schemes.format_rows([3, 0, 1, 2, 8, 10, 11]) == '0-3,8,10-11'
+    assert mixing_schemes.format_rows([]) == '-'
 
 
 # ------------------------------------------------------------------------------------------------
@@ -119,15 +123,15 @@ def test_truncate_psi_one_or_none_is_identity():
 
 def test_reconcile_rows():
     w = np.arange(2 * 3 * 2, dtype=np.float32).reshape(2, 3, 2)
-    out, note = mixing.reconcile_rows(w, 5)
+    out, note = mixing_schemes.reconcile_rows(w, 5)
     assert out.shape == (2, 5, 2) and note and 'repeated' in note
     assert np.array_equal(out[:, :3], w) and np.array_equal(out[:, 3], w[:, 2])
     assert np.array_equal(out[:, 4], w[:, 2])
-    out, note = mixing.reconcile_rows(w, 2)
+    out, note = mixing_schemes.reconcile_rows(w, 2)
     assert np.array_equal(out, w[:, :2]) and 'cut' in note
-    out, note = mixing.reconcile_rows(w, 3)
+    out, note = mixing_schemes.reconcile_rows(w, 3)
     assert out is not None and np.array_equal(out, w) and note is None
-    out, _ = mixing.reconcile_rows(w[:, 0], 4)                       # W [N, D]
+    out, _ = mixing_schemes.reconcile_rows(w[:, 0], 4)                       # W [N, D]
     assert out.shape == (2, 4, 2) and np.array_equal(out[:, 3], w[:, 0])
 
 
@@ -145,7 +149,7 @@ def test_mix_dlatents_by_hand():
 
 def test_images_to_uint8_matches_official():
     ref = np.load(fixture_path('sg1_r64_ref.npz'))
-    out = mixing.images_to_uint8(ref['mix_images'])
+    out = figures.images_to_uint8(ref['mix_images'])
     diff = np.abs(out.astype(int) - ref['mix_images_uint8_nhwc'].astype(int))
     assert diff.max() <= 1 and np.mean(diff > 0) < 5e-4
 
@@ -294,30 +298,32 @@ def test_load_src_dlatents_accepted_keys_and_errors(tmp_path):
     w = np.random.RandomState(0).randn(3, 10, 6).astype(np.float32)
     good = tmp_path / 'good.npz'
     np.savez(good, dlatents=w, seeds=np.array([7, 8, 9]))
-    dl, seeds = mixing.load_src_dlatents(str(good))
+    dl, seeds = dlatents_io.load_src_dlatents(str(good))
     assert np.array_equal(dl, w) and seeds.tolist() == [7, 8, 9]
-    dl, seeds = mixing.load_src_dlatents(str(good), [9, 7])
+    dl, seeds = dlatents_io.load_src_dlatents(str(good), [9, 7])
     assert np.array_equal(dl, w[[2, 0]]) and seeds.tolist() == [9, 7]
     with pytest.raises(ValueError, match=r'good\.npz.*\[5\] are not in the file'):
-        mixing.load_src_dlatents(str(good), [5])
+        dlatents_io.load_src_dlatents(str(good), [5])
     bad = tmp_path / 'bad.npz'
-    np.savez(bad, w=w)
+    np.savez(bad, w=w)              # ADA-PyTorch's key is accepted too
+    assert np.array_equal(dlatents_io.load_src_dlatents(str(bad))[0], w)
+    np.savez(bad, latents=w)
     with pytest.raises(ValueError, match=r'bad\.npz: no "dlatents"'):
-        mixing.load_src_dlatents(str(bad))
+        dlatents_io.load_src_dlatents(str(bad))
     np.savez(bad, dlatents=w[0, 0])
     with pytest.raises(ValueError, match=r'bad\.npz: "dlatents" must be'):
-        mixing.load_src_dlatents(str(bad))
+        dlatents_io.load_src_dlatents(str(bad))
     np.savez(bad, dlatents=w, seeds=np.array([1, 2]))
     with pytest.raises(ValueError, match=r'bad\.npz: "seeds" must be'):
-        mixing.load_src_dlatents(str(bad))
+        dlatents_io.load_src_dlatents(str(bad))
     np.savez(bad, dlatents=w)
     with pytest.raises(ValueError, match='no "seeds"'):
-        mixing.load_src_dlatents(str(bad), [1])
+        dlatents_io.load_src_dlatents(str(bad), [1])
     (tmp_path / 'junk.npz').write_bytes(b'not a zip')
     with pytest.raises(ValueError, match=r'junk\.npz: not a readable'):
-        mixing.load_src_dlatents(str(tmp_path / 'junk.npz'))
+        dlatents_io.load_src_dlatents(str(tmp_path / 'junk.npz'))
     with pytest.raises(ValueError, match='not found'):
-        mixing.load_src_dlatents(str(tmp_path / 'missing.npz'))
+        dlatents_io.load_src_dlatents(str(tmp_path / 'missing.npz'))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -327,12 +333,12 @@ def test_figure_layout_and_pngs(tmp_path):
     from PIL import Image
     Gs = FakeGs(resolution=32)
     res = mixing.style_mixing(Gs, [1, 2, 3], [4, 5], 'coarse,rows:8-', log=None)
-    fig = mixing.draw_mixing_figure(res, 'coarse')
+    fig = figures.draw_mixing_figure(res, 'coarse')
     assert fig.size == (32 * 3, 32 * 4)
     grid = np.asarray(fig)
-    want = mixing.images_to_uint8(res['schemes']['coarse']['images'][2, 1][None])[0]
+    want = figures.images_to_uint8(res['schemes']['coarse']['images'][2, 1][None])[0]
     assert np.array_equal(grid[3 * 32:4 * 32, 2 * 32:3 * 32], want)    # mix cells carry no label
-    src = mixing.images_to_uint8(res['src_images'][1][None])[0]
+    src = figures.images_to_uint8(res['src_images'][1][None])[0]
     assert np.array_equal(grid[24:32, 2 * 32:3 * 32], src[24:])       # below the label
     paths = mixing.write_mixing_pngs(res, str(tmp_path), prefix='t')
     assert sorted(os.path.basename(p) for p in paths['figures']) == ['t-coarse.png', 't-rows8-.png']
@@ -340,11 +346,11 @@ def test_figure_layout_and_pngs(tmp_path):
     one = os.path.join(str(tmp_path), 't-rows8--dst3-src4.png')
     assert one in paths['mixes']
     img = np.asarray(Image.open(one))
-    assert np.array_equal(img, mixing.images_to_uint8(
+    assert np.array_equal(img, figures.images_to_uint8(
         res['schemes']['rows8-']['images'][2, 0][None])[0])
     assert not [f for f in os.listdir(tmp_path) if '.tmp' in f]
     with pytest.raises(ValueError, match='say which'):
-        mixing.draw_mixing_figure(res)
+        figures.draw_mixing_figure(res)
 
 
 def test_npz_keys_one_and_several_schemes(tmp_path):

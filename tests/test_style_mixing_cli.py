@@ -53,7 +53,7 @@ def test_cli_fake_network_outputs(tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize('argv, words', [
     (['--scheme', 'coarse,wide'], 'unknown scheme'),
     (['--scheme', '7-2'], 'backwards'),
-    (['--src-seeds', '4,x'], 'not a seed'),
+    (['--src-seeds', '4,x'], 'is not N or N-M'),
     (['--trunc-cutoff', '4'], '--trunc-cutoff needs --trunc'),
     (['--noise-mode', 'fresh'], 'invalid choice'),
 ])
