@@ -601,6 +601,7 @@ class DBasic(L.ProgressiveDiscriminator, L.OfficialModel):
 
 def G_style(name='G', data_format='NHWC', **kwargs):            # noqa: N802 (official name)
     """Builds the v1 generator (official ``G_style``) as a Keras model; kwargs as official."""
+    L.check_kwargs('G_style', kwargs, GStyle, MappingV1, SynthesisV1)
     static_kwargs = {k: v for k, v in kwargs.items() if k != 'components'}
     return GStyle(name=name, data_format=data_format, static_kwargs=static_kwargs, **kwargs)
 
@@ -617,6 +618,7 @@ def G_synthesis(name='G_synthesis', data_format='NHWC', **kwargs):  # noqa: N802
 
 def D_basic(name='D', data_format='NHWC', **kwargs):            # noqa: N802
     """Builds the v1 discriminator (official ``D_basic``) as a Keras model."""
+    L.check_kwargs('D_basic', kwargs, DBasic)
     return DBasic(name=name, data_format=data_format, static_kwargs=kwargs, **kwargs)
 
 

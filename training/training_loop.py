@@ -50,6 +50,7 @@ from training import finetune, optimizers
 from training import loss as loss_lib
 from training.dataset import TFRecordDataset
 from training.schedule import normalize_sched_args, training_schedule
+from training.snapshot_metrics import SnapshotMetrics
 from training.stats import StatsCollector, truncate_stats_file
 
 STATE_FORMAT = 1
@@ -562,6 +563,7 @@ def training_loop(
     G_reg_interval: Optional[int] = None,   # Lazy regularisation: G's regulariser as its own step every this many minibatches (StyleGAN2: 4). None: with the loss.
     D_reg_interval: Optional[int] = None,   # Likewise for D (StyleGAN2: 16). Lazy regularisation needs a loss with a `reg` argument.
     mixing_figure: bool = False,            # At the end, write style-mixing figures of the final snapshot into run_dir.
+    metric_args: Optional[dict] = None,     # Metrics at every network snapshot: snapshot_metrics.SnapshotMetrics kwargs (names, inception, vgg16, lpips).
 ) -> Dict[str, Any]:
     """Trains StyleGAN (v1) or StyleGAN2 as the official `training_loop`s; see the module docstring.
 
@@ -603,6 +605,8 @@ def training_loop(
     if resume_run:
         # Statistics of ticks after the snapshot belong to work that is redone now.
         truncate_stats_file(run_dir, cur_nimg / 1000)
+        if metric_args:
+            SnapshotMetrics(run_dir, dataset_args['tfrecord_dir'], **metric_args).truncate(cur_nimg / 1000)
         if latest is None:
             print(f'{run_dir}: no complete snapshot yet; starting the run from the beginning')
     if latest is not None:
@@ -658,6 +662,8 @@ def training_loop(
         rng = tf.random.Generator.from_seed(int(np_rng.randint(1 << 31)))
         save_image_grid(grid_reals, os.path.join(run_dir, 'reals.png'), drange_data, grid)
     Gs_run = Network(Gs)
+    snapshot_metrics = (SnapshotMetrics(run_dir, dataset_args['tfrecord_dir'], **metric_args)
+                        if metric_args else None)
 
     def render_grid(path: str, minibatch: int) -> None:
         images = Gs_run.run(grid_latents, grid_labels, is_validation=True, minibatch_size=minibatch)
@@ -822,6 +828,8 @@ def training_loop(
             render_grid(os.path.join(run_dir, f'fakes{cur_nimg // 1000:06d}.png'), sched.minibatch_gpu)
         if cur_tick % network_snapshot_ticks == 0 or done or cur_tick == 1:
             last_pkl = write_snapshot(run_dir, cur_nimg // 1000, (G, D, Gs), snapshot_state())
+            if snapshot_metrics is not None:
+                snapshot_metrics.evaluate(Gs_run, cur_nimg / 1000.0, last_pkl, stats)
             training_set.close()
             training_set = _open_dataset(dataset_args, random_seed, cur_nimg, reals_augment_args)
         tick_start_time = time.time()
