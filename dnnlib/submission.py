@@ -7,8 +7,9 @@ creating a reservation file with O_EXCL, which the file system grants to exactly
 import json
 import os
 import re
-import tempfile
 from typing import Any, Dict, Optional
+
+from dnnlib.util import atomic_write
 
 _RUN_RE = re.compile(r'^(\d+)')
 OPTIONS_FILE = 'training_options.json'
@@ -76,17 +77,9 @@ def list_run_dirs(result_dir: str) -> list:
 
 def write_json_atomic(path: str, data: Any) -> None:
     """Writes JSON to a temporary file in the same folder, then renames it over ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            json.dump(data, f, indent=2, sort_keys=False)
-            f.write('\n')
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path, 'w') as f:
+        json.dump(data, f, indent=2, sort_keys=False)
+        f.write('\n')
 
 
 def save_training_options(run_dir: str, options: Dict[str, Any]) -> str:

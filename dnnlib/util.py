@@ -5,6 +5,7 @@ import importlib
 import os
 import re
 import sys
+import tempfile
 import types
 from typing import Any, Callable, List, Optional, TextIO
 
@@ -141,9 +142,11 @@ def atomic_path(path: str):
     writers that choose a format by it still work), renamed into place when the block ends
     without error and removed otherwise (no half-written file, even on Ctrl-C). Creates the
     folder if needed."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    base, ext = os.path.splitext(path)
-    tmp = f'{base}.tmp-{os.getpid()}{ext}'
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    name = os.path.basename(path)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{name}.', suffix='.tmp' + os.path.splitext(name)[1], dir=folder)
+    os.close(fd)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -154,10 +157,13 @@ def atomic_path(path: str):
 
 @contextlib.contextmanager
 def atomic_write(path: str, mode: str = 'wb'):
-    """``atomic_path`` for an open file: yields the temporary file opened with ``mode``."""
+    """``atomic_path`` for an open file: yields the temporary file opened with ``mode``; its data
+    reach the disk (fsync) before the rename, so a crash leaves the old file or the new one."""
     with atomic_path(path) as tmp:
         with open(tmp, mode) as f:
             yield f
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def parse_seeds(text: str) -> List[int]:

@@ -25,7 +25,7 @@ def add_mixing_arguments(p) -> None:
     p.add_argument('--outdir', required=True, help='where figures and mix PNGs are written')
     p.add_argument('--out-npz', default=None, metavar='FILE',
                    help='also save dlatents, mixed dlatents, float32 NCHW images, rows and seeds '
-                        'here (keys in README; with several schemes keyed <name>_<scheme>)')
+                        'here (keys in docs/generation-and-mixing.md; with several schemes keyed <name>_<scheme>)')
 
 
 def check_mixing_args(p, args) -> None:

@@ -19,6 +19,7 @@ import PIL.Image
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from legacy_tf import tflib  # was: import dnnlib.tflib as tflib  # noqa: E402
+from dnnlib.util import atomic_path  # noqa: E402
 
 
 def generate_example(network_pkl: str, out_path: str, seed: int = 5) -> str:
@@ -50,14 +51,11 @@ def generate_example(network_pkl: str, out_path: str, seed: int = 5) -> str:
     images = Gs.run(latents, None, truncation_psi=0.7, randomize_noise=True, output_transform=fmt)
 
     # Save image (to a temporary name first, so a crash never leaves half a PNG).
-    folder = os.path.dirname(os.path.abspath(out_path))
-    os.makedirs(folder, exist_ok=True)
     image = images[0]
     image = PIL.Image.fromarray(image, 'RGB') if image.shape[-1] == 3 else \
         PIL.Image.fromarray(image[:, :, 0], 'L')
-    tmp = os.path.join(folder, '.' + os.path.basename(out_path) + '.tmp')
-    image.save(tmp, format='PNG')
-    os.replace(tmp, out_path)
+    with atomic_path(out_path) as tmp:
+        image.save(tmp, format='PNG')
     return out_path
 
 

@@ -23,6 +23,8 @@ from typing import Iterator, Optional
 
 import numpy as np
 
+from dnnlib.util import atomic_write
+
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.webp')
 
 
@@ -78,11 +80,8 @@ class _FingerprintMemo:
         if not self.path:
             return
         try:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            tmp = f'{self.path}.{os.getpid()}.tmp'
-            with open(tmp, 'w') as f:
+            with atomic_write(self.path, 'w') as f:
                 json.dump(self.table, f)
-            os.replace(tmp, self.path)
         except OSError:
             pass    # the memo only saves time
 

@@ -28,6 +28,7 @@ from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
+from dnnlib.util import atomic_write
 from metrics.image_sets import ImageSet, ImageSetError, open_image_set
 
 CACHE_VERSION = 1
@@ -246,15 +247,11 @@ def label_size(Gs) -> int:
 
 
 def _save_npz_atomic(path: str, **arrays) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f'{path}.{os.getpid()}.tmp.npz'
     try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
+        with atomic_write(path) as f:
+            np.savez(f, **arrays)
     except OSError as e:
         print(f'warning: cannot write the statistics cache {path}: {e}', file=sys.stderr)
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -385,15 +382,12 @@ def append_jsonl(result: dict, folder: str) -> str:
     The file is rewritten under a temporary name and renamed, so a crash never leaves half a line.
     """
     path = jsonl_path(result, folder)
-    os.makedirs(folder, exist_ok=True)
     old = b''
     if os.path.isfile(path):
         with open(path, 'rb') as f:
             old = f.read()
         if old and not old.endswith(b'\n'):
             old += b'\n'
-    tmp = f'{path}.{os.getpid()}.tmp'
-    with open(tmp, 'wb') as f:
+    with atomic_write(path) as f:
         f.write(old + (json.dumps(result) + '\n').encode())
-    os.replace(tmp, path)
     return path

@@ -473,3 +473,12 @@ def uint8_mismatch(out, ref) -> float:
     out, ref = np.asarray(out), np.asarray(ref)
     assert out.shape == ref.shape and out.dtype == ref.dtype == np.uint8
     return float((out != ref).reshape(len(ref), -1).mean(axis=1).max())
+
+
+# What a discriminator takes of a generator's keyword arguments (network constructors reject
+# keys they do not know, so tests that build G and D from one dict pass D only these).
+D_KEYS = ('num_channels', 'resolution', 'label_size', 'fmap_base', 'fmap_decay', 'fmap_max', 'fmap_min')
+
+
+def d_kwargs(kw: dict) -> dict:
+    return {k: v for k, v in kw.items() if k in D_KEYS}

@@ -331,3 +331,69 @@ def test_transfer_error_after_the_run_directory_leaves_nothing(tmp_path, dataset
     with pytest.raises(finetune.TransferError):
         training_options.run_training(launch)
     assert sorted(os.listdir(result_dir)) == ['keep.txt']
+
+
+# Where each per-config flag lands in the training_loop kwargs that --dry-run prints.
+_KWARG_OF_FLAG = dict(
+    kimg=lambda kw: kw['total_kimg'], mirror_augment=lambda kw: kw['mirror_augment'],
+    grid=lambda kw: kw['grid_args']['size'], snapshot_ticks=lambda kw: kw['network_snapshot_ticks'],
+    image_snapshot_ticks=lambda kw: kw['image_snapshot_ticks'], mixing_figure=lambda kw: kw['mixing_figure'],
+    gamma=lambda kw: kw['D_loss_args'].get('gamma'),
+    dataset=lambda kw: os.path.basename(kw['dataset_args']['tfrecord_dir']))
+
+
+def _help_entry(help_text: str, flag: str) -> str:
+    """The help text of one option, joined to one line (argparse wraps it)."""
+    lines = help_text.split('\n')
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith(flag + ' ')
+                 or line.strip() == flag or line.strip().startswith(flag + ' ['))
+    entry = [lines[start]]
+    for line in lines[start + 1:]:
+        if line.strip().startswith('-'):
+            break
+        entry.append(line)
+    return ' '.join(' '.join(entry).split()).replace('- ', '-')
+
+
+@pytest.mark.parametrize('config', to.CONFIGS)
+def test_help_dry_run_and_preset_table_agree(tmp_path, config):
+    """Every per-config default: the preset table, what --help prints for the config, and what
+    --dry-run resolves (through the CLI) are the same value."""
+    help_text = run_cli('--help').stdout
+    name = to.PRESETS[config]['dataset']
+    if name not in to.DEMO_BUILDS:        # the config's own dataset folder, or one given by name
+        make_dataset(str(tmp_path / (name or 'mine')), resolution=8, num_images=2)
+    dataset = [] if name else ['--dataset', 'mine']
+    out = run_cli('--config', config, '--dry-run', '--data-dir', str(tmp_path), *dataset)
+    assert out.returncode == 0, out.stderr
+    kwargs = json.loads(out.stdout[out.stdout.index('{'):out.stdout.rindex('}') + 1])
+    for flag, key in to.PER_CONFIG_FLAGS.items():
+        entry = _help_entry(help_text, '--' + flag.replace('_', '-'))
+        table = to._preset_value(config, key, kwargs['dataset_args']['resolution'])
+        resolved = _KWARG_OF_FLAG[flag](kwargs)
+        shown = _per_config_help(entry)
+        if flag == 'gamma' and not to.PRESETS[config]['gamma_flag']:
+            assert config not in shown and kwargs['D_loss_args']['r1_gamma'] == to.PRESETS[config]['gamma']
+            continue
+        if flag == 'dataset' and table is None:
+            assert resolved == 'mine' and shown[config] == 'required', (entry, shown)
+            continue
+        assert resolved == table, (flag, resolved, table)
+        assert shown[config].startswith(to._describe(table)), (flag, shown[config], table)
+
+
+def _per_config_help(entry: str) -> dict:
+    """'... (default per config: a, b: 1; c: 2)' -> {'a': '1', 'b': '1', 'c': '2'}."""
+    groups = entry.split('default per config: ')[1].rsplit(')', 1)[0].split('; ')
+    return {config: text for group in groups for text in [group.split(': ', 1)[1]]
+            for config in group.split(': ', 1)[0].split(', ')}
+
+
+def test_help_shows_the_launch_defaults():
+    help_text = run_cli('--help').stdout
+    D = to.LAUNCH_DEFAULTS
+    for flag, text in (('--data-dir', f'default: {D["data_dir"]}'), ('--seed', f'default: {D["seed"]}'),
+                       ('--gpus', f'default: {D["gpus"]}'), ('--beta2', f'default: {D["beta2"]}'),
+                       ('--epsilon', f'default: {D["epsilon"]:g}'), ('--optimizer', f'default: {D["optimizer"]}'),
+                       ('--result-dir', f'default: {D["result_dir"]}')):
+        assert text in _help_entry(help_text, flag), (flag, _help_entry(help_text, flag))

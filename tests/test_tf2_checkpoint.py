@@ -138,3 +138,39 @@ def test_clone_and_moving_average():
         src = g_vars[k].numpy()
         expect = src + (old[k] - src) * 0.9 if v.trainable else src
         np.testing.assert_allclose(v.numpy(), expect, rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+_SMALL = dict(resolution=8, fmap_base=32, fmap_max=16)
+_SMALL_G = dict(_SMALL, latent_size=8, dlatent_size=8, mapping_fmaps=8)
+
+
+@pytest.mark.parametrize('build, kwargs', [
+    ('tf2.networks_stylegan.G_style', _SMALL_G), ('tf2.networks_stylegan.D_basic', _SMALL),
+    ('tf2.networks_stylegan2.G_main', _SMALL_G), ('tf2.networks_stylegan2.D_stylegan2', _SMALL),
+    ('tf2.networks_stylegan2.D_stylegan', _SMALL)])
+def test_network_constructors_reject_unknown_kwargs(build, kwargs):
+    import dnnlib
+    from tf2 import layers
+    func = dnnlib.util.get_obj_by_name(build)
+    func(**kwargs)                                      # every key known: builds
+    with pytest.raises(layers.UnknownKwargsError, match="unknown keyword argument.*'fmap_bas'") as e:
+        func(**kwargs, fmap_bas=64)                     # a misspelled key is not ignored
+    assert e.value.unknown == ['fmap_bas'] and 'fmap_base' in str(e.value)
+
+
+def test_official_pickles_load_without_ignored_kwargs(capsys):
+    for name in ('sg1_r64.pkl', 'sg2_r64.pkl'):
+        tf2.load_network(fixture_path(name))
+    assert 'ignoring' not in capsys.readouterr().err
+
+
+def test_pickle_with_a_key_the_port_does_not_know_loads_with_a_note(capsys):
+    G, D, Gs = legacy_pickle.load(fixture_path('sg1_r64.pkl'))
+    state = NetworkState(name=D.name, build_func_name=D.build_func_name,
+                         static_kwargs=dict(D.static_kwargs, some_future_option=1),
+                         variables=D.variables, components=D.components,
+                         build_module_src=D.build_module_src, version=D.version)
+    model = checkpoint.model_from_state(state, where='x.pkl')
+    err = capsys.readouterr().err
+    assert "x.pkl: network 'D' (D_basic): ignoring static_kwargs ['some_future_option']" in err
+    assert model.static_kwargs['some_future_option'] == 1       # saved back unchanged

@@ -68,9 +68,9 @@ def test_ffhq1024_variables_match_official_list():
 
 def test_static_kwargs_recorded_like_official():
     G = nets.G_style(name='G', num_channels=3, resolution=32, label_size=0, fmap_base=64,
-                     truncation_psi=0.5, some_unknown_option=7)
+                     truncation_psi=0.5)
     assert G.static_kwargs == dict(num_channels=3, resolution=32, label_size=0, fmap_base=64,
-                                   truncation_psi=0.5, some_unknown_option=7)
+                                   truncation_psi=0.5)
     # components get G_style's remaining kwargs; the mapping gets dlatent_broadcast first
     assert 'truncation_psi' not in G.synthesis.static_kwargs
     assert list(G.mapping.static_kwargs)[0] == 'dlatent_broadcast'

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 import tf2
-from conftest import fixture_path, rel, spec_path, uint8_mismatch
+from conftest import fixture_path, rel, spec_path, uint8_mismatch, d_kwargs
 from dnnlib import legacy_pickle
 from tf2 import checkpoint
 from tf2 import networks_stylegan as nets1
@@ -189,7 +189,7 @@ def test_snapshot_roundtrip(tmp_path):
     kw = dict(num_channels=3, resolution=16, label_size=0, latent_size=8, dlatent_size=8,
               mapping_fmaps=8, mapping_layers=2, fmap_base=64, fmap_max=16)
     G = nets2.G_main(name='G', **kw)
-    D = nets2.D_stylegan2(name='D', architecture='skip', **kw)
+    D = nets2.D_stylegan2(name='D', architecture='skip', **d_kwargs(kw))
     rng = np.random.RandomState(1)
     for model in (G, D):
         for name, v in model.official_variables().items():
@@ -219,7 +219,7 @@ def test_config_a_pickle_loads_through_v1(tmp_path):
     kw = dict(num_channels=3, resolution=8, label_size=0, latent_size=8, dlatent_size=8,
               mapping_fmaps=8, mapping_layers=2, fmap_base=32, fmap_max=8)
     G = nets1.G_style(name='G', **kw)
-    D = nets1.D_basic(name='D', **kw)
+    D = nets1.D_basic(name='D', **d_kwargs(kw))
     rng = np.random.RandomState(2)
     for model in (G, D):
         for name, v in model.official_variables().items():

@@ -21,7 +21,7 @@ from tf2.network import Network
 import tf2.ops
 from tf2 import checkpoint
 from tf2 import networks_stylegan2 as nets2
-from conftest import rel
+from conftest import rel, d_kwargs
 
 TOL = 1e-4
 KW = dict(num_channels=3, resolution=32, label_size=0, latent_size=16, dlatent_size=16,
@@ -126,7 +126,7 @@ def test_modulated_conv_up_matches_reference_per_sample():
 
 @pytest.mark.parametrize('architecture', ['orig', 'skip', 'resnet'])
 def test_discriminator_matches_reference(architecture):
-    D = randomize(nets2.D_stylegan2(architecture=architecture, **KW), seed=2)
+    D = randomize(nets2.D_stylegan2(architecture=architecture, **d_kwargs(KW)), seed=2)
     state = checkpoint.state_from_model(D)
     imgs = np.random.RandomState(3).randn(8, 3, 32, 32).astype(np.float32)
     Dn = Network(D)
@@ -136,7 +136,7 @@ def test_discriminator_matches_reference(architecture):
 
 
 def test_discriminator_variables_per_architecture():
-    names = {a: list(nets2.D_stylegan2(architecture=a, **KW).own_official_variables())
+    names = {a: list(nets2.D_stylegan2(architecture=a, **d_kwargs(KW)).own_official_variables())
              for a in ('orig', 'skip', 'resnet')}
     assert [n for n in names['skip'] if 'FromRGB/weight' in n] == [
         '32x32/FromRGB/weight', '16x16/FromRGB/weight', '8x8/FromRGB/weight',
@@ -154,7 +154,7 @@ def test_discriminator_variables_per_architecture():
 def test_labels_in_mapping_and_discriminator():
     kw = dict(KW, label_size=3)
     G = randomize(nets2.G_main(**kw), seed=4)
-    D = randomize(nets2.D_stylegan2(architecture='skip', **kw), seed=5)
+    D = randomize(nets2.D_stylegan2(architecture='skip', **d_kwargs(kw)), seed=5)
     assert list(G.mapping.own_official_variables())[0] == 'LabelConcat/weight'
     assert G.mapping.own_official_variables()['Dense0/weight'].shape == (32, 16)
     assert D.own_official_variables()['Output/weight'].shape == (16, 3)
@@ -247,7 +247,7 @@ def _d_stylegan_as_orig(state, resolution):
 
 
 def test_d_stylegan_progressive_growing_matches_reference():
-    D = randomize(nets2.D_stylegan(**KW), seed=9)
+    D = randomize(nets2.D_stylegan(**d_kwargs(KW)), seed=9)
     names = list(D.own_official_variables())
     assert names[:3] == ['lod', 'FromRGB_lod0/weight', 'FromRGB_lod0/bias']
     assert names[3:9] == ['32x32/Conv0/weight', '32x32/Conv0/bias', '32x32/Conv1_down/weight',
@@ -269,7 +269,7 @@ def test_d_stylegan_progressive_growing_matches_reference():
 
 def test_configs_b_to_d_snapshot_roundtrip(tmp_path):
     G = randomize(nets2.G_main(synthesis_func='G_synthesis_stylegan_revised', **KW), 11)
-    D = randomize(nets2.D_stylegan(**KW), 12)
+    D = randomize(nets2.D_stylegan(**d_kwargs(KW)), 12)
     G.lod.assign(0.5)
     D.lod.assign(0.5)
     path = str(tmp_path / 'snap.pkl')
@@ -314,7 +314,7 @@ def test_gradients_first_and_second_order_in_tf_function():
     gradient through the fused modulated convs, D R1 through conv_downsample_2d."""
     kw = dict(KW, resolution=16)          # small: tracing the double gradients dominates
     G = randomize(nets2.G_main(**kw), seed=14)
-    D = randomize(nets2.D_stylegan2(**kw), seed=15)
+    D = randomize(nets2.D_stylegan2(**d_kwargs(kw)), seed=15)
     gen = tf.random.Generator.from_seed(1)
 
     @tf.function
@@ -364,13 +364,13 @@ def test_unknown_options_raise_clear_errors():
     with pytest.raises(ValueError, match='architecture'):
         nets2.G_main(architecture='fancy', **KW)
     with pytest.raises(ValueError, match='architecture'):
-        nets2.D_stylegan2(architecture='fancy', **KW)
+        nets2.D_stylegan2(architecture='fancy', **d_kwargs(KW))
     with pytest.raises(ValueError, match='nonlinearity'):
-        nets2.D_stylegan2(nonlinearity='cube', **KW)
+        nets2.D_stylegan2(nonlinearity='cube', **d_kwargs(KW))
     with pytest.raises(ValueError, match='synthesis_func'):
         nets2.G_main(synthesis_func='G_synthesis_nope', **KW)
     with pytest.raises(ValueError, match='data_format'):
-        nets2.D_stylegan2(data_format='NWHC', **KW)
+        nets2.D_stylegan2(data_format='NWHC', **d_kwargs(KW))
 
 
 @pytest.mark.nchw       # conftest: runs in a oneDNN child process where this CPU lacks NCHW convs
@@ -378,7 +378,7 @@ def test_unknown_options_raise_clear_errors():
 def test_nchw_resnet_generator_and_skip_discriminator(fused_modconv):
     G = randomize(nets2.G_main(architecture='resnet', fused_modconv=fused_modconv,
                                data_format='NCHW', **KW), seed=17)
-    D = randomize(nets2.D_stylegan2(architecture='skip', data_format='NCHW', **KW), seed=18)
+    D = randomize(nets2.D_stylegan2(architecture='skip', data_format='NCHW', **d_kwargs(KW)), seed=18)
     z = latents(2)
     expect, _ = R2.G_main(checkpoint.state_from_model(G), z, truncation_psi=0.5)
     assert rel(G(z, None, randomize_noise=False).numpy(), expect) <= TOL

@@ -20,6 +20,7 @@ entry there. Components are built by the module of their parent, which is how th
 import collections
 import importlib
 import re
+import sys
 from typing import Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
@@ -27,6 +28,7 @@ import tensorflow as tf
 
 from dnnlib import legacy_pickle
 from dnnlib.legacy_pickle import NetworkState
+from tf2 import layers as L
 
 
 class CheckpointError(ValueError):
@@ -165,7 +167,16 @@ def model_from_state(state: NetworkState, name: Optional[str] = None, data_forma
     if components:
         kwargs['components'] = components
     try:
-        model = build(name=name or state.name, data_format=data_format, **kwargs)
+        try:
+            model = build(name=name or state.name, data_format=data_format, **kwargs)
+        except L.UnknownKwargsError as e:
+            # NVIDIA's build functions ignore keys they do not know, so a released pickle may
+            # carry some; say which are ignored (they stay in static_kwargs for saving).
+            print(f'{where}: network {state.name!r} ({state.build_func_name}): ignoring '
+                  f'static_kwargs {e.unknown} that this port does not use', file=sys.stderr)
+            for key in e.unknown:
+                kwargs.pop(key)
+            model = build(name=name or state.name, data_format=data_format, **kwargs)
     except (ValueError, TypeError) as e:
         raise CheckpointError(f'{where}: cannot build network {state.name!r} '
                               f'({state.build_func_name}): {e}') from e

@@ -377,6 +377,30 @@ class Bias(OfficialLayer):
 # ------------------------------------------------------------------------------------------------
 # Base model.
 
+class UnknownKwargsError(TypeError):
+    """A build function got keyword arguments that no part of the network takes (a misspelled
+    key in ``G_args``, say). ``unknown`` lists them."""
+
+    def __init__(self, func_name: str, unknown, accepted):
+        self.unknown = sorted(unknown)
+        super().__init__(f'{func_name}: unknown keyword argument(s) {", ".join(map(repr, self.unknown))}; '
+                         f'it takes {", ".join(sorted(accepted))}')
+
+
+def check_kwargs(func_name: str, kwargs, *classes) -> None:
+    """Raises UnknownKwargsError for a key that no ``__init__`` of ``classes`` names. The official
+    build functions ignore unknown keys; here a typo in a config is an error instead. Only the
+    whole networks (G_style, G_main, D_*) check: components get all of G's kwargs by design."""
+    import inspect
+    accepted = set()
+    for cls in classes:
+        accepted.update(n for n, p in inspect.signature(cls.__init__).parameters.items()
+                        if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and n != 'self')
+    unknown = set(kwargs) - accepted
+    if unknown:
+        raise UnknownKwargsError(func_name, unknown, accepted)
+
+
 class OfficialModel(keras.Model):
     """Base class of every network: official name, build function, static kwargs, variables.
 

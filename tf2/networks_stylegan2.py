@@ -754,12 +754,19 @@ class DStyleGAN(L.ProgressiveDiscriminator, _DiscriminatorBase):
 # ------------------------------------------------------------------------------------------------
 # Build functions with the official names.
 
+_SYNTHESIS_CLASSES = {'G_synthesis_stylegan2': SynthesisStyleGAN2,
+                      'G_synthesis_stylegan_revised': SynthesisStyleGANRevised}
+
+
 def G_main(name='G', data_format='NHWC', impl=None, **kwargs):            # noqa: N802
     """Builds the v2 generator (official ``G_main``) as a Keras model; kwargs as official.
 
     ``data_format`` and ``impl`` (ops implementation; None = :data:`DEFAULT_IMPL`) are ours and
     never stored in ``static_kwargs``.
     """
+    synthesis_cls = _SYNTHESIS_CLASSES.get(kwargs.get('synthesis_func', 'G_synthesis_stylegan2'),
+                                           SynthesisStyleGAN2)   # GMain names a bad choice
+    L.check_kwargs('G_main', kwargs, GMain, MappingV2, synthesis_cls)
     static_kwargs = {k: v for k, v in kwargs.items() if k != 'components'}
     return GMain(name=name, data_format=data_format, impl=impl, static_kwargs=static_kwargs,
                  **kwargs)
@@ -787,12 +794,14 @@ def G_synthesis_stylegan_revised(name='G_synthesis', data_format='NHWC',      # 
 
 def D_stylegan2(name='D', data_format='NHWC', impl=None, **kwargs):       # noqa: N802
     """Builds the v2 discriminator (official ``D_stylegan2``)."""
+    L.check_kwargs('D_stylegan2', kwargs, DStyleGAN2)
     return DStyleGAN2(name=name, data_format=data_format, impl=impl, static_kwargs=kwargs,
                       **kwargs)
 
 
 def D_stylegan(name='D', data_format='NHWC', impl=None, **kwargs):        # noqa: N802
     """Builds the configs b-d discriminator (official ``D_stylegan``)."""
+    L.check_kwargs('D_stylegan', kwargs, DStyleGAN)
     return DStyleGAN(name=name, data_format=data_format, impl=impl, static_kwargs=kwargs,
                      **kwargs)
 

@@ -42,6 +42,8 @@ import PIL.Image
 import PIL.ImageColor
 import PIL.ImageOps
 
+from dnnlib.util import atomic_path
+
 RESIZE_MODES = ('error', 'center-crop', 'pad', 'stretch')
 LABEL_MODES = ('auto', 'subfolders', 'none')
 OFFICIAL_SHUFFLE_SEED = 123
@@ -893,11 +895,8 @@ def _check_creatable(folder: str, label: str) -> None:
 
 def _save_png(hwc: np.ndarray, path: str):
     img = PIL.Image.fromarray(hwc[:, :, 0] if hwc.shape[2] == 1 else hwc)
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    temp = path + '.tmp'
-    img.save(temp, format='PNG')
-    os.replace(temp, path)
+    with atomic_path(path) as temp:
+        img.save(temp, format='PNG')
 
 
 def extract(tfrecord_dir: str, output_dir: str, resolution: Optional[int] = None,

@@ -13,6 +13,8 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from dnnlib.util import atomic_write
+
 
 class StatsCollector:
     """Accumulates named scalar statistics between ticks.
@@ -101,7 +103,5 @@ def truncate_stats_file(run_dir: str, max_kimg: float) -> None:
                     kept.append(line if line.endswith('\n') else line + '\n')
             except (ValueError, KeyError, TypeError):
                 continue     # a line cut short by a kill: drop it
-    tmp = path + '.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
+    with atomic_write(path, 'w') as f:
         f.writelines(kept)
-    os.replace(tmp, path)

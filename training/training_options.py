@@ -1,13 +1,15 @@
 """Launcher logic of run_training.py: presets -> one validated kwargs dict -> a run directory.
 
-`resolve_options(launch)` turns the command-line values (`launch`, a dict whose None entries mean
-"not given") into the keyword arguments of `training.training_loop.training_loop`, using the official
-StyleGAN (v1) `train.py` presets (spec 6.1) or the small `demo` preset. The training resolution
-is the dataset's (its largest file) unless --resolution is given, for every config. Bad values
-raise `OptionsError` naming the flag or file. `run_training(...)` is the one library call behind
-the script: it resolves and validates everything it can (dataset, --resume-pkl) before anything
-is written, prints, honours --dry-run, creates `results/NNNNN-<desc>/` (or reopens the run for
---resume), saves `training_options.json` and runs the loop with stdout/stderr teed to log.txt.
+`PRESETS` is the one table of every config (official StyleGAN train.py dataset configs, StyleGAN2
+config-e/f, the two demos): every per-config default is declared there once, `preset_help`
+renders it for `--help`, and `resolve_options(launch)` turns the command-line values (`launch`,
+a dict whose None entries mean "not given") into the keyword arguments of
+`training.training_loop.training_loop`. The training resolution is the dataset's (its largest
+file) unless --resolution is given, for every config. Bad values raise `OptionsError` naming the
+flag or file. `run_training(...)` is the one library call behind the script: it resolves and
+validates everything it can (dataset, --resume-pkl, --metrics) before anything is written,
+prints, honours --dry-run, creates `results/NNNNN-<desc>/` (or reopens the run for --resume),
+saves `training_options.json` and runs the loop with stdout/stderr teed to log.txt.
 """
 
 import copy
@@ -22,40 +24,11 @@ from dnnlib import submission
 from dnnlib.util import Logger
 from training.schedule import training_schedule
 
-# Official v1 train.py presets (spec 6.1). Config -> (default dataset folder name, mirror_augment).
-DATASET_CONFIGS = {
-    'ffhq':     ('ffhq', True),
-    'celebahq': ('celebahq', True),
-    'bedroom':  ('lsun-bedroom-full', False),
-    'car':      ('lsun-car-512x384', False),
-    'cat':      ('lsun-cat-full', False),
-}
-CONFIGS = tuple(DATASET_CONFIGS) + ('demo',)
+# ------------------------------------------------------------------------------------------------
+# The preset table: every per-config default is declared here once. `resolve_options` reads it,
+# run_training.py's --help is generated from it (`preset_help`), and --dry-run prints the result.
 
-# StyleGAN2 run_training.py presets (spec 6.7): no progressive growing, lazy R1 and path-length
-# regularisation, G_main / D_stylegan2. Config -> (run-dir suffix, network kwargs, R1 gamma).
-SG2_CONFIGS = {
-    'stylegan2-f':    ('config-f', {}, 10.0),
-    'stylegan2-e':    ('config-e', dict(fmap_base=8192), 100.0),
-    'stylegan2-demo': ('demo', None, None),              # see SG2_DEMO_* below
-}
-CONFIGS = CONFIGS + tuple(SG2_CONFIGS)
-SG2_SCHED = dict(lod_initial_resolution='full', minibatch_base=32, minibatch_dict={}, minibatch_gpu_base=4,
-                 G_lrate_base=0.002, D_lrate_base=0.002, tick_kimg_base=4,
-                 tick_kimg_dict={8: 28, 16: 24, 32: 20, 64: 16, 128: 12, 256: 8, 512: 6, 1024: 4})
-SG2_REG_INTERVALS = dict(G_reg_interval=4, D_reg_interval=16)
-# The StyleGAN2 demo: the official recipe with small networks on the demo faces built at 32x32
-# (about 30 s/kimg on 2 CPU cores after a ~20 s trace, 7-10 minutes in all).
-SG2_DEMO_DATASET = 'demo32'
-SG2_DEMO_RESOLUTION = 32
-SG2_DEMO_NETWORK = dict(latent_size=128, dlatent_size=128, mapping_layers=4, mapping_fmaps=128,
-                        fmap_base=512, fmap_max=64)
-SG2_DEMO_SCHED = dict(lod_initial_resolution='full', minibatch_base=8, minibatch_dict={}, minibatch_gpu_base=8,
-                      G_lrate_base=0.002, D_lrate_base=0.002, tick_kimg_base=1, tick_kimg_dict={})
-SG2_DEMO_GAMMA = 1.0
-SG2_DEMO_KIMG = 12
-
-# GPU count -> (minibatch_base, minibatch_dict) of the official presets.
+# GPU count -> (minibatch_base, minibatch_dict) of the official presets (spec 6.1).
 GPU_PRESETS = {
     1: (4, {4: 128, 8: 128, 16: 128, 32: 64, 64: 32, 128: 16, 256: 8, 512: 4}),
     2: (8, {4: 256, 8: 256, 16: 128, 32: 64, 64: 32, 128: 16, 256: 8}),
@@ -64,51 +37,128 @@ GPU_PRESETS = {
 }
 OFFICIAL_LRATE_DICT = {128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003}
 
-# The demo: 64x64 Twemoji faces on 2 CPU cores in about 10 minutes (see README, "Demo").
-DEMO_DATASET = 'demo'
-DEMO_RESOLUTION = 64
-# Dataset folders built from the embedded art on first use: name -> resolution they are built at.
-DEMO_BUILDS = {DEMO_DATASET: DEMO_RESOLUTION, SG2_DEMO_DATASET: SG2_DEMO_RESOLUTION}
+# Small networks of the demos (2 CPU cores).
 DEMO_NETWORK = dict(latent_size=128, dlatent_size=128, mapping_layers=4, mapping_fmaps=128,
                     fmap_base=512, fmap_max=128)
-# One minibatch size for every resolution: the D step is traced once (about a minute at 64 px).
-# Growing starts at 8x8 (or the dataset's resolution if smaller); see demo_kimg for the length.
-DEMO_SCHED = dict(lod_initial_resolution=8, lod_training_kimg=3, lod_transition_kimg=2,
-                  minibatch_base=8, minibatch_dict={}, G_lrate_base=0.003, D_lrate_base=0.003,
-                  tick_kimg_base=1, tick_kimg_dict={})
-DEMO_KIMG = 18                     # demo_kimg(64): 3 kimg at 8x8, then 5 per doubling
-DEMO_G_SMOOTHING_KIMG = 1.0
-DEMO_GRID = '8x4'
-DEMO_SNAPSHOT_TICKS = 6            # a snapshot (pickle + optimizer state) is ~24 MB here
+SG2_DEMO_NETWORK = dict(DEMO_NETWORK, fmap_max=64)
+
+# Official StyleGAN (v1) train.py (spec 6.1): progressive growing from 8x8, per-resolution
+# learning rates, the GPU count's minibatch preset, non-saturating G loss and R1 (simplegp) on D.
+_STYLEGAN = dict(
+    family='stylegan', G='G_style', D='D_basic', network={}, loop_order='v1',
+    G_loss='training.loss.G_logistic_nonsaturating', D_loss='training.loss.D_logistic_simplegp',
+    gamma_arg='r1_gamma', gamma=10.0, gamma_flag=False, reg_intervals={},
+    sched=dict(lod_initial_resolution=8, G_lrate_dict=OFFICIAL_LRATE_DICT, D_lrate_dict=OFFICIAL_LRATE_DICT),
+    gpu_minibatch=True, any_gpus=False, dataset=None, mirror_augment=False, kimg=25000.0, grid='4k',
+    G_smoothing_kimg=10.0, image_snapshot_ticks=1, snapshot_ticks=10, mixing_figure=False,
+    desc='sgan-{dataset}{res}-{gpus}gpu')
+# Official StyleGAN2 run_training.py (spec 6.7): no growing, lazy R1 and path-length regularisation.
+_STYLEGAN2 = dict(
+    _STYLEGAN, family='stylegan2', G='G_main', D='D_stylegan2', loop_order='v2',
+    G_loss='training.loss.G_logistic_ns_pathreg', D_loss='training.loss.D_logistic_r1',
+    gamma_arg='gamma', gamma_flag=True, reg_intervals=dict(G_reg_interval=4, D_reg_interval=16),
+    sched=dict(lod_initial_resolution='full', minibatch_base=32, minibatch_dict={}, minibatch_gpu_base=4,
+               G_lrate_base=0.002, D_lrate_base=0.002, tick_kimg_base=4,
+               tick_kimg_dict={8: 28, 16: 24, 32: 20, 64: 16, 128: 12, 256: 8, 512: 6, 1024: 4}),
+    gpu_minibatch=False, grid='8k', image_snapshot_ticks=10,
+    desc='stylegan2-{dataset}{res}-{gpus}gpu-{suffix}')
+# The demo (v1): 64x64 Twemoji faces on 2 CPU cores. One minibatch size for every resolution, so
+# the D step is traced once; growing starts at 8x8 (or the dataset's resolution if smaller).
+_DEMO = dict(
+    _STYLEGAN, network=DEMO_NETWORK, dataset='demo', mirror_augment=True, any_gpus=True,
+    gpu_minibatch=False, kimg='growing',
+    sched=dict(lod_initial_resolution=8, lod_training_kimg=3, lod_transition_kimg=2,
+               minibatch_base=8, minibatch_dict={}, G_lrate_base=0.003, D_lrate_base=0.003,
+               tick_kimg_base=1, tick_kimg_dict={}),
+    grid='8x4', G_smoothing_kimg=1.0, snapshot_ticks=6, mixing_figure=True)
+
+PRESETS = {
+    'ffhq': dict(_STYLEGAN, dataset='ffhq', mirror_augment=True),
+    'celebahq': dict(_STYLEGAN, dataset='celebahq', mirror_augment=True),
+    'bedroom': dict(_STYLEGAN, dataset='lsun-bedroom-full'),
+    'car': dict(_STYLEGAN, dataset='lsun-car-512x384'),
+    'cat': dict(_STYLEGAN, dataset='lsun-cat-full'),
+    'demo': _DEMO,
+    'stylegan2-f': dict(_STYLEGAN2, suffix='config-f'),
+    'stylegan2-e': dict(_STYLEGAN2, network=dict(fmap_base=8192), gamma=100.0, suffix='config-e'),
+    # The StyleGAN2 recipe with small networks on the demo faces built at 32x32.
+    'stylegan2-demo': dict(
+        _STYLEGAN2, network=SG2_DEMO_NETWORK, dataset='demo32', mirror_augment=True, gamma=1.0,
+        sched=dict(lod_initial_resolution='full', minibatch_base=8, minibatch_dict={}, minibatch_gpu_base=8,
+                   G_lrate_base=0.002, D_lrate_base=0.002, tick_kimg_base=1, tick_kimg_dict={}),
+        kimg=12.0, grid='8x4', G_smoothing_kimg=1.0, image_snapshot_ticks=1, snapshot_ticks=6,
+        mixing_figure=True, suffix='demo'),
+}
+CONFIGS = tuple(PRESETS)
+# Dataset folders built from the embedded art on first use: name -> resolution they are built at.
+DEMO_BUILDS = {'demo': 64, 'demo32': 32}
 
 # Command-line defaults that do not depend on the config (None in `launch` means "use these").
 LAUNCH_DEFAULTS = dict(config='demo', data_dir='datasets', dataset=None, resolution=None, kimg=None,
                        gpus=1, mirror_augment=None, minibatch_gpu=None, result_dir='results',
                        seed=1000, snapshot_ticks=None, image_snapshot_ticks=None, grid=None,
-                       resume_pkl=None, resume_kimg=0.0, mixing_figure=None)
+                       resume_pkl=None, resume_kimg=0.0, mixing_figure=None, gamma=None)
 # Fine-tuning flags (issue 8); their defaults keep the official training.
 LAUNCH_DEFAULTS.update(transfer_mismatched=False, freeze_d=0, freeze_g=0, freeze_mapping=False,
                        augment='none', aug_p=None, aug_target=None, optimizer='adam', lr=None,
                        beta1=0.0, beta2=0.99, epsilon=1e-8, weight_decay=0.0, batch=None,
                        lod_initial_resolution=None)
-LAUNCH_DEFAULTS.update(gamma=None)      # StyleGAN2 R1 weight; None: the config's (10 config-f, 100 config-e)
+# Metrics at every network snapshot (issue 16); none by default, as they cost minutes on a CPU.
+LAUNCH_DEFAULTS.update(metrics=None, inception=None, vgg16=None, lpips=None)
 OPTIMIZER_NAMES = ('adam', 'adamw', 'adamp')     # training.optimizers.OPTIMIZER_NAMES (no TF import here)
+# Flags whose default is the config's: flag (underscored) -> preset key.
+PER_CONFIG_FLAGS = dict(dataset='dataset', kimg='kimg', mirror_augment='mirror_augment', grid='grid',
+                        snapshot_ticks='snapshot_ticks', image_snapshot_ticks='image_snapshot_ticks',
+                        mixing_figure='mixing_figure', gamma='gamma')
+
+
+def demo_kimg(resolution: Optional[int], config: str = 'demo') -> float:
+    """A growing preset's default length at a resolution: the growing schedule up to it plus one
+    stable phase there (the demo: 3 kimg at 8x8, then 2 kimg fade-in + 3 kimg stable per
+    doubling: 13 at 32x32, 18 at 64x64, 23 at 128x128), so the last phase trains the full resolution."""
+    preset = PRESETS[config]
+    sched = preset['sched']
+    resolution = resolution or DEMO_BUILDS[preset['dataset']]
+    start = min(sched['lod_initial_resolution'], resolution)
+    doublings = int(math.log2(resolution // start))
+    return float(sched['lod_training_kimg'] + doublings * (sched['lod_training_kimg'] + sched['lod_transition_kimg']))
+
+
+def _preset_value(config: str, key: str, resolution: Optional[int] = None) -> Any:
+    value = PRESETS[config][key]
+    if key == 'kimg' and value == 'growing':
+        return demo_kimg(resolution, config)
+    if key == 'gamma' and not PRESETS[config]['gamma_flag']:
+        return None
+    return value
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return 'on' if value else 'off'
+    if isinstance(value, float):
+        return f'{value:g}'
+    return str(value)
+
+
+def preset_help(flag: str) -> str:
+    """'default: per config: ...' for --help, generated from PRESETS (configs with the same
+    default are listed together)."""
+    key = PER_CONFIG_FLAGS[flag]
+    groups: Dict[str, List[str]] = {}
+    for config in CONFIGS:
+        value = _preset_value(config, key)
+        if value is None and key != 'dataset':
+            continue
+        text = 'required' if value is None else _describe(value)
+        if key == 'kimg' and PRESETS[config]['kimg'] == 'growing':
+            text += f' at {DEMO_BUILDS[PRESETS[config]["dataset"]]}x{DEMO_BUILDS[PRESETS[config]["dataset"]]} (growing schedule + 1 stable phase)'
+        groups.setdefault(text, []).append(config)
+    return 'default per config: ' + '; '.join(f'{", ".join(cs)}: {text}' for text, cs in groups.items())
 
 
 class OptionsError(ValueError):
     """A command-line value is invalid; the message names the flag."""
-
-
-def demo_kimg(resolution: Optional[int]) -> float:
-    """The demo's default length at a resolution: the growing schedule up to it plus one stable
-    phase there (3 kimg at 8x8, then 2 kimg fade-in + 3 kimg stable per doubling: 13 at 32x32,
-    18 at 64x64, 23 at 128x128), so the last phase always trains the full resolution."""
-    if resolution is None:
-        return float(DEMO_KIMG)
-    start = min(DEMO_SCHED['lod_initial_resolution'], resolution)
-    doublings = int(math.log2(resolution // start))
-    phase = DEMO_SCHED['lod_training_kimg'] + DEMO_SCHED['lod_transition_kimg']
-    return float(DEMO_SCHED['lod_training_kimg'] + doublings * phase)
 
 
 def _is_resolution(value) -> bool:
@@ -190,7 +240,7 @@ def _merge_launch(launch: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def resolve_options(launch: Dict[str, Any], notes: Optional[List[str]] = None) -> Tuple[str, Dict[str, Any]]:
-    """Resolves command-line values into (run description, training_loop kwargs).
+    """Resolves command-line values into (run description, training_loop kwargs) from PRESETS.
 
     The dataset, if present, is checked (without TensorFlow) and gives the resolution.
 
@@ -204,14 +254,70 @@ def resolve_options(launch: Dict[str, Any], notes: Optional[List[str]] = None) -
     """
     a = _merge_launch(launch)
     _check(a['config'] in CONFIGS, f'--config {a["config"]!r}: choose one of {", ".join(CONFIGS)}')
-    a['config'] = _config_for_resume_pkl(a, launch, notes)
-    if a['config'] in SG2_CONFIGS:
-        return _resolve_stylegan2(a, notes)
-    _check(a['gamma'] is None, '--gamma: only for the StyleGAN2 configs (v1 uses r1_gamma 10)')
-    demo = a['config'] == 'demo'
-    _check(isinstance(a['gpus'], int) and (a['gpus'] in GPU_PRESETS or (demo and a['gpus'] >= 1)),
+    config = a['config'] = _config_for_resume_pkl(a, launch, notes)
+    p = PRESETS[config]
+    _check_launch_values(a, p, config)
+    dataset = a['dataset'] or p['dataset']
+    tfrecord_dir = os.path.join(a['data_dir'], dataset)
+    resolution = _training_resolution(a, tfrecord_dir, notes)
+
+    sched = copy.deepcopy(p['sched'])
+    if p['gpu_minibatch']:
+        sched['minibatch_base'], sched['minibatch_dict'] = copy.deepcopy(GPU_PRESETS[a['gpus']])
+    lir = sched['lod_initial_resolution']
+    if lir != 'full' and resolution is not None:     # a dataset below 8x8 starts at its own resolution
+        sched['lod_initial_resolution'] = min(lir, resolution)
+    minibatch_gpu = parse_minibatch_gpu(a['minibatch_gpu'])
+    if isinstance(minibatch_gpu, dict):
+        sched['minibatch_gpu_dict'] = minibatch_gpu
+    elif minibatch_gpu is not None:
+        sched['minibatch_gpu_base'] = minibatch_gpu
+
+    def given_or_preset(flag):
+        return a[flag] if a[flag] is not None else _preset_value(config, PER_CONFIG_FLAGS[flag], resolution)
+
+    opt_args = dict(func_name='training.optimizers.make_optimizer', name='adam', beta1=0.0, beta2=0.99, epsilon=1e-8)
+    D_network = {k: v for k, v in p['network'].items() if k in ('fmap_base', 'fmap_max')}
+    kwargs = dict(
+        G_args=dict(func_name=p['G'], **p['network']),
+        D_args=dict(func_name=p['D'], **D_network),
+        G_opt_args=dict(opt_args), D_opt_args=dict(opt_args),
+        G_loss_args=dict(func_name=p['G_loss']),
+        D_loss_args={'func_name': p['D_loss'], p['gamma_arg']: float(p['gamma'] if a['gamma'] is None else a['gamma'])},
+        dataset_args=dict(tfrecord_dir=tfrecord_dir, resolution=resolution),
+        sched_args=sched,
+        grid_args=dict(size=given_or_preset('grid'), layout='random'),
+        num_gpus=a['gpus'],
+        total_kimg=float(given_or_preset('kimg')),
+        G_smoothing_kimg=p['G_smoothing_kimg'],
+        mirror_augment=bool(given_or_preset('mirror_augment')),
+        image_snapshot_ticks=given_or_preset('image_snapshot_ticks'),
+        network_snapshot_ticks=given_or_preset('snapshot_ticks'),
+        random_seed=a['seed'],
+        resume_pkl=a['resume_pkl'],
+        resume_kimg=float(a['resume_kimg']),
+        mixing_figure=bool(given_or_preset('mixing_figure')),
+    )
+    if p['loop_order'] != 'v1':
+        kwargs.update(loop_order=p['loop_order'], **p['reg_intervals'])
+    _apply_finetune_options(a, kwargs, resolution)
+    _apply_metric_options(a, kwargs)
+    _check_schedule(kwargs, resolution)
+    desc = p['desc'].format(dataset=dataset, res=resolution if a['resolution'] is not None else '',
+                            gpus=a['gpus'], suffix=p.get('suffix', ''))
+    return desc, kwargs
+
+
+def _check_launch_values(a: Dict[str, Any], p: Dict[str, Any], config: str) -> None:
+    """Checks of the command-line values that do not need the dataset."""
+    if p['gamma_flag']:
+        _check(a['gamma'] is None or a['gamma'] >= 0, f'--gamma {a["gamma"]}: must be >= 0')
+    else:
+        _check(a['gamma'] is None, '--gamma: only for the StyleGAN2 configs (v1 uses r1_gamma 10)')
+    _check(p['dataset'] is not None or a['dataset'] is not None,
+           f'--config {config}: --dataset is required (a folder in --data-dir)')
+    _check(isinstance(a['gpus'], int) and (a['gpus'] in GPU_PRESETS or (p['any_gpus'] and a['gpus'] >= 1)),
            f'--gpus {a["gpus"]}: the official presets exist for 1, 2, 4 or 8 GPUs')
-    dataset = a['dataset'] or (DEMO_DATASET if demo else DATASET_CONFIGS[a['config']][0])
     _check(a['kimg'] is None or a['kimg'] > 0, f'--kimg {a["kimg"]}: must be > 0')
     for flag in ('snapshot_ticks', 'image_snapshot_ticks'):
         _check(a[flag] is None or a[flag] >= 1, f'--{flag.replace("_", "-")} {a[flag]}: must be >= 1')
@@ -219,50 +325,10 @@ def resolve_options(launch: Dict[str, Any], notes: Optional[List[str]] = None) -
     _check(a['resume_pkl'] is None or os.path.isfile(a['resume_pkl']),
            f'--resume-pkl {a["resume_pkl"]}: no such file')
     _check(isinstance(a['seed'], int), f'--seed {a["seed"]!r}: must be an integer')
-
-    # Networks, losses and optimizers: the official v1 choices; the demo only shrinks the nets.
-    G_args = dict(func_name='G_style', **(DEMO_NETWORK if demo else {}))
-    D_args = dict(func_name='D_basic', **({k: DEMO_NETWORK[k] for k in ('fmap_base', 'fmap_max')} if demo else {}))
-    opt_args = dict(func_name='training.optimizers.make_optimizer', name='adam', beta1=0.0, beta2=0.99, epsilon=1e-8)
-    tfrecord_dir = os.path.join(a['data_dir'], dataset)
-    resolution = _training_resolution(a, tfrecord_dir, notes)
-    sched = copy.deepcopy(DEMO_SCHED) if demo else dict(
-        lod_initial_resolution=8, G_lrate_dict=dict(OFFICIAL_LRATE_DICT), D_lrate_dict=dict(OFFICIAL_LRATE_DICT))
-    if demo and resolution is not None:        # a dataset below 8x8 starts at its own resolution
-        sched['lod_initial_resolution'] = min(sched['lod_initial_resolution'], resolution)
-    if not demo:
-        sched['minibatch_base'], sched['minibatch_dict'] = copy.deepcopy(GPU_PRESETS[a['gpus']])
-    minibatch_gpu = parse_minibatch_gpu(a['minibatch_gpu'])
-    if isinstance(minibatch_gpu, dict):
-        sched['minibatch_gpu_dict'] = minibatch_gpu
-    elif minibatch_gpu is not None:
-        sched['minibatch_gpu_base'] = minibatch_gpu
-    mirror = a['mirror_augment'] if a['mirror_augment'] is not None else (True if demo else DATASET_CONFIGS[a['config']][1])
-
-    kwargs = dict(
-        G_args=G_args, D_args=D_args,
-        G_opt_args=dict(opt_args), D_opt_args=dict(opt_args),
-        G_loss_args=dict(func_name='training.loss.G_logistic_nonsaturating'),
-        D_loss_args=dict(func_name='training.loss.D_logistic_simplegp', r1_gamma=10.0),
-        dataset_args=dict(tfrecord_dir=tfrecord_dir, resolution=resolution),
-        sched_args=sched,
-        grid_args=dict(size=a['grid'] or (DEMO_GRID if demo else '4k'), layout='random'),
-        num_gpus=a['gpus'],
-        total_kimg=float(a['kimg'] if a['kimg'] is not None else (demo_kimg(resolution) if demo else 25000)),
-        G_smoothing_kimg=DEMO_G_SMOOTHING_KIMG if demo else 10.0,
-        mirror_augment=bool(mirror),
-        image_snapshot_ticks=a['image_snapshot_ticks'] or 1,
-        network_snapshot_ticks=a['snapshot_ticks'] or (DEMO_SNAPSHOT_TICKS if demo else 10),
-        random_seed=a['seed'],
-        resume_pkl=a['resume_pkl'],
-        resume_kimg=float(a['resume_kimg']),
-        mixing_figure=bool(demo if a['mixing_figure'] is None else a['mixing_figure']),
-    )
-    _apply_finetune_options(a, kwargs, resolution)
-    _check_schedule(kwargs, resolution)
-    gpus_desc = f'{a["gpus"]}gpu'
-    desc = f'sgan-{dataset}' + (f'{resolution}' if a['resolution'] is not None else '') + f'-{gpus_desc}'
-    return desc, kwargs
+    if p['sched']['lod_initial_resolution'] == 'full':
+        _check(a['lod_initial_resolution'] in (None, 'full'),
+               f'--lod-initial-resolution {a["lod_initial_resolution"]}: StyleGAN2 config e/f networks '
+               'do not grow progressively (only "full")')
 
 
 TRAINABLE_NETWORKS = {'stylegan': ('G_style', 'D_basic'), 'stylegan2': ('G_main', 'D_stylegan2')}
@@ -315,7 +381,7 @@ def _config_for_resume_pkl(a: Dict[str, Any], launch: Dict[str, Any], notes: Opt
     pkl = a['resume_pkl']
     info = _pickle_summary(pkl)
     family = info['family']
-    is_v2 = a['config'] in SG2_CONFIGS
+    is_v2 = PRESETS[a['config']]['family'] == 'stylegan2'
     if launch.get('config') is not None:
         _check(is_v2 == (family == 'stylegan2'),
                f'--config {a["config"]}: --resume-pkl {pkl} holds '
@@ -342,61 +408,6 @@ def _config_for_resume_pkl(a: Dict[str, Any], launch: Dict[str, Any], notes: Opt
         notes.append(f'Recipe: --config {config}, {recipe}, chosen because {what} and no --config was '
                      f'given{start}. Pass --config to choose another.')
     return config
-
-
-def _resolve_stylegan2(a: Dict[str, Any], notes: Optional[List[str]] = None) -> Tuple[str, Dict[str, Any]]:
-    """resolve_options for the StyleGAN2 configs (official run_training.py, spec 6.7)."""
-    config = a['config']
-    demo = config == 'stylegan2-demo'
-    suffix, network, gamma = SG2_CONFIGS[config]
-    network, gamma = (SG2_DEMO_NETWORK, SG2_DEMO_GAMMA) if demo else (network, gamma)
-    _check(demo or a['dataset'] is not None, f'--config {config}: --dataset is required (a folder in --data-dir)')
-    dataset = a['dataset'] or SG2_DEMO_DATASET
-    _check(a['kimg'] is None or a['kimg'] > 0, f'--kimg {a["kimg"]}: must be > 0')
-    _check(isinstance(a['gpus'], int) and a['gpus'] in GPU_PRESETS, f'--gpus {a["gpus"]}: must be 1, 2, 4 or 8')
-    for flag in ('snapshot_ticks', 'image_snapshot_ticks'):
-        _check(a[flag] is None or a[flag] >= 1, f'--{flag.replace("_", "-")} {a[flag]}: must be >= 1')
-    _check(a['resume_kimg'] >= 0, f'--resume-kimg {a["resume_kimg"]}: must be >= 0')
-    _check(a['resume_pkl'] is None or os.path.isfile(a['resume_pkl']), f'--resume-pkl {a["resume_pkl"]}: no such file')
-    _check(isinstance(a['seed'], int), f'--seed {a["seed"]!r}: must be an integer')
-    _check(a['gamma'] is None or a['gamma'] >= 0, f'--gamma {a["gamma"]}: must be >= 0')
-    _check(a['lod_initial_resolution'] in (None, 'full'),
-           f'--lod-initial-resolution {a["lod_initial_resolution"]}: StyleGAN2 config e/f networks '
-           'do not grow progressively (only "full")')
-    sched = copy.deepcopy(SG2_DEMO_SCHED if demo else SG2_SCHED)
-    minibatch_gpu = parse_minibatch_gpu(a['minibatch_gpu'])
-    if isinstance(minibatch_gpu, dict):
-        sched['minibatch_gpu_dict'] = minibatch_gpu
-    elif minibatch_gpu is not None:
-        sched['minibatch_gpu_base'] = minibatch_gpu
-    tfrecord_dir = os.path.join(a['data_dir'], dataset)
-    resolution = _training_resolution(a, tfrecord_dir, notes)
-    opt_args = dict(func_name='training.optimizers.make_optimizer', name='adam', beta1=0.0, beta2=0.99, epsilon=1e-8)
-    kwargs = dict(
-        G_args=dict(func_name='G_main', **network),
-        D_args=dict(func_name='D_stylegan2', **{k: v for k, v in network.items() if k in ('fmap_base', 'fmap_max')}),
-        G_opt_args=dict(opt_args), D_opt_args=dict(opt_args),
-        G_loss_args=dict(func_name='training.loss.G_logistic_ns_pathreg'),
-        D_loss_args=dict(func_name='training.loss.D_logistic_r1', gamma=float(gamma if a['gamma'] is None else a['gamma'])),
-        dataset_args=dict(tfrecord_dir=tfrecord_dir, resolution=resolution),
-        sched_args=sched,
-        grid_args=dict(size=a['grid'] or (DEMO_GRID if demo else '8k'), layout='random'),
-        num_gpus=a['gpus'],
-        total_kimg=float(a['kimg'] if a['kimg'] is not None else (SG2_DEMO_KIMG if demo else 25000)),
-        G_smoothing_kimg=DEMO_G_SMOOTHING_KIMG if demo else 10.0,
-        mirror_augment=bool(a['mirror_augment'] if a['mirror_augment'] is not None else demo),
-        image_snapshot_ticks=a['image_snapshot_ticks'] or (1 if demo else 10),
-        network_snapshot_ticks=a['snapshot_ticks'] or (DEMO_SNAPSHOT_TICKS if demo else 10),
-        random_seed=a['seed'],
-        resume_pkl=a['resume_pkl'],
-        resume_kimg=float(a['resume_kimg']),
-        mixing_figure=bool(demo if a['mixing_figure'] is None else a['mixing_figure']),
-        loop_order='v2', **SG2_REG_INTERVALS,
-    )
-    _apply_finetune_options(a, kwargs, resolution)
-    _check_schedule(kwargs, resolution)
-    desc = f'stylegan2-{dataset}' + (f'{resolution}' if a['resolution'] is not None else '') + f'-{a["gpus"]}gpu-{suffix}'
-    return desc, kwargs
 
 
 def _apply_finetune_options(a: Dict[str, Any], kwargs: Dict[str, Any], resolution: Optional[int]) -> None:
@@ -456,6 +467,23 @@ def _apply_finetune_options(a: Dict[str, Any], kwargs: Dict[str, Any], resolutio
     elif cfg.kind == 'diff':
         kwargs['D_augment_args'] = dict(class_name='training.finetune.TrainingAugment', policy=list(cfg.policy),
                                         aug_p=cfg.aug_p, aug_target=cfg.aug_target, seed=a['seed'])
+
+
+def _apply_metric_options(a: Dict[str, Any], kwargs: Dict[str, Any]) -> None:
+    """--metrics (and the weight files) -> metric_args, checked now (names, files)."""
+    if not a['metrics']:
+        _check(a['vgg16'] is None and a['lpips'] is None and a['inception'] is None,
+               '--inception/--vgg16/--lpips: only with --metrics')
+        return
+    from training import snapshot_metrics       # no TensorFlow
+    try:
+        names = snapshot_metrics.parse_metric_names(a['metrics'])
+        _check(bool(names), f'--metrics {a["metrics"]!r}: no metric names given')
+        snapshot_metrics.check_metric_args(names, a['inception'], a['vgg16'], a['lpips'])
+    except ValueError as e:
+        raise OptionsError(str(e) if str(e).startswith('--') else f'--metrics: {e}') from None
+    paths = {k: os.path.abspath(a[k]) for k in ('inception', 'vgg16', 'lpips') if a[k] is not None}
+    kwargs['metric_args'] = dict(names=names, **paths)
 
 
 def check_resume_pkl(kwargs: Dict[str, Any]) -> None:
