@@ -24,14 +24,20 @@ def _seeds(text):
 
 def main(argv=None):
     p = argparse.ArgumentParser(
-        description='Generate one PNG per seed (seedNNNN.png) with Gs of an official '
-                    '(G, D, Gs) StyleGAN pickle, any resolution.',
+        description='Generate one PNG per seed (seedNNNN.png), or per entry of a dlatents file '
+                    '(projNN.png), with Gs of an official (G, D, Gs) StyleGAN pickle, any '
+                    'resolution.',
         epilog='A seed s means np.random.RandomState(s).randn(1, latent_size), as in NVIDIA\'s '
                'scripts. Example: python generate_images.py --network net.pkl --seeds 0-7 '
                '--trunc 0.7 --outdir out --grid')
     p.add_argument('--network', required=True, metavar='PKL', help='network pickle')
-    p.add_argument('--seeds', required=True, type=_seeds, metavar='LIST',
+    p.add_argument('--seeds', type=_seeds, metavar='LIST',
                    help='seeds: ranges and lists such as 0-3,7,10-12')
+    p.add_argument('--dlatents', metavar='FILE.npz', default=None,
+                   help='instead of --seeds: render the dlatents of this file (key dlatents or w, '
+                        '[N, L, D] or [N, D], e.g. projector.py\'s projected.npz) with its saved '
+                        'noise maps if it has them; used as they are unless --trunc; writes '
+                        'projNN.png')
     p.add_argument('--trunc', type=float, default=None, metavar='PSI',
                    help='truncation psi (default: the network\'s own, 0.7 for StyleGAN v1; '
                         '1 disables truncation)')
@@ -48,6 +54,11 @@ def main(argv=None):
     p.add_argument('--minibatch', type=int, default=8, metavar='N',
                    help='images per forward pass (default: %(default)s)')
     args = p.parse_args(argv)
+    if (args.seeds is None) == (args.dlatents is None):
+        p.error('give exactly one of --seeds and --dlatents')
+    if args.dlatents is not None and args.trunc_cutoff is not None and args.trunc is None:
+        p.error('--trunc-cutoff needs --trunc with --dlatents (file dlatents are not truncated '
+                'by default)')
     if args.minibatch < 1:
         p.error('--minibatch must be at least 1')
     if args.trunc is not None and not math.isfinite(args.trunc):
@@ -59,7 +70,7 @@ def main(argv=None):
     try:
         written = generate_images(args.network, args.seeds, args.trunc, args.trunc_cutoff,
                                   args.noise_mode, args.outdir, args.grid, args.impl,
-                                  minibatch_size=args.minibatch)
+                                  minibatch_size=args.minibatch, dlatents_npz=args.dlatents)
     except (OSError, ValueError) as e:
         print(f'generate_images.py: error: {e}', file=sys.stderr)
         return 1
