@@ -170,9 +170,20 @@ def _dlatent_avg(Gs) -> np.ndarray:
     return np.asarray(Gs.get_var('dlatent_avg'), dtype=np.float32)
 
 
+def render_entries(Gs, dlatents: np.ndarray, noises: Optional[List[np.ndarray]],
+                   randomize_noise: bool = False, minibatch_size: int = 8) -> np.ndarray:
+    """``synthesize``, or, with ``noises`` (a projection's maps, per noise input ``[N, 1, 1, r, r]``)
+    and stored noise, each entry rendered with its own noise maps."""
+    if noises is None or randomize_noise:
+        return synthesize(Gs, dlatents, randomize_noise, minibatch_size)
+    from editing import projector
+    return projector.render(Gs, np.asarray(dlatents, np.float32), noises).astype(np.float32)
+
+
 def mix_and_render(Gs, dst_dlatents: np.ndarray, src_dlatents: np.ndarray, schemes,
                    noise_mode: str = 'const', minibatch_size: int = 8,
-                   log: Optional[Log] = print) -> Dict[str, dict]:
+                   log: Optional[Log] = print,
+                   dst_noises: Optional[List[np.ndarray]] = None) -> Dict[str, dict]:
     """Mixes given dlatents by each scheme and renders the mixes with ``Gs``'s synthesis.
 
     Args:
@@ -183,6 +194,8 @@ def mix_and_render(Gs, dst_dlatents: np.ndarray, src_dlatents: np.ndarray, schem
         noise_mode: ``'const'`` (stored noise, ``randomize_noise=False``) or ``'random'``.
         minibatch_size: images per synthesis call.
         log: where notes go.
+        dst_noises: the destinations' own noise maps (a projection's, ``[Nd, 1, 1, r, r]`` per
+            noise input): every mix of destination i is rendered with them (stored noise only).
 
     Returns:
         Ordered dict scheme name -> ``{'scheme', 'rows', 'mixed_dlatents' [Nd, Ns, L, D],
@@ -194,7 +207,9 @@ def mix_and_render(Gs, dst_dlatents: np.ndarray, src_dlatents: np.ndarray, schem
         rows = scheme_rows(scheme, _num_rows(Gs), log=log)
         mixed = mix_dlatents(dst_dlatents, src_dlatents, rows)       # [Nd, Ns, L, D]
         flat = mixed.reshape((-1,) + mixed.shape[2:])
-        images = synthesize(Gs, flat, noise_mode == 'random', minibatch_size)
+        per_mix = None if dst_noises is None else \
+            [np.repeat(n, mixed.shape[1], axis=0) for n in dst_noises]       # row-major, as flat
+        images = render_entries(Gs, flat, per_mix, noise_mode == 'random', minibatch_size)
         out[scheme.name] = dict(scheme=scheme, rows=rows, mixed_dlatents=mixed,
                                 images=images.reshape(mixed.shape[:2] + images.shape[1:]))
     return out
@@ -473,32 +488,101 @@ def _write_outputs(result, outdir, out_npz, prefix, write_mixes, log) -> Dict[st
     return paths
 
 
-def run_style_mixing(network_pkl: str, dst_seeds: Sequence[int], src_seeds: Sequence[int],
+def _side(Gs, seeds, path, flag, who, truncation, minibatch_size):
+    """One side of a style mixing from seeds (mapped, truncated) or from a dlatents file (as
+    they are, with the file's noise maps): ``(dlatents, noises, seeds, names, labels, truncation)``."""
+    from editing import dlatents_io, projector
+    if path is None:
+        dl = truncate(map_seeds(Gs, seeds, minibatch_size), _dlatent_avg(Gs), *truncation)
+        return dl, None, list(seeds), [f'{who}{s}' for s in seeds], [f'seed {s}' for s in seeds], truncation
+    dl, _ = dlatents_io.load_dlatents(path, _num_rows(Gs), _dlatent_size(Gs), flag)
+    noises = projector.load_noises(path, Gs, dl.shape[0], flag)
+    n = dl.shape[0]
+    return (dl, noises, [-1] * n, [f'{who}-item{j}' for j in range(n)],
+            [f'item {j}' for j in range(n)], (None, None))
+
+
+def style_mixing_with_files(Gs, dst_seeds: Optional[Sequence[int]], src_seeds: Optional[Sequence[int]],
+                            schemes='coarse', dst_dlatents_npz: Optional[str] = None,
+                            src_dlatents_npz: Optional[str] = None,
+                            truncation_psi: Optional[float] = None,
+                            truncation_cutoff: Optional[int] = None, noise_mode: str = 'const',
+                            minibatch_size: int = 8, log: Optional[Log] = print) -> dict:
+    """``style_mixing`` where the destinations (``dst_dlatents_npz``, figure rows) and/or the
+    sources (``src_dlatents_npz``, columns) come from dlatent files such as ``projected.npz``.
+
+    File dlatents are used as they are (no truncation) and rendered with the file's saved noise
+    maps when it has them (stored noise); every mix of a file destination uses that
+    destination's noise maps. Entries are named ``dst-item<i>`` / ``src-item<j>`` and stored as
+    seed ``-1``. Returns what ``style_mixing`` returns.
+    """
+    _check_noise_mode(noise_mode)
+    schemes = as_schemes(schemes)
+    notes: list = []
+    emit = _logger(log, notes)
+    trunc = _resolve_truncation(Gs, truncation_psi, truncation_cutoff)
+    randomize = noise_mode == 'random'
+    dst_dl, dst_noises, dseeds, _, dlabels, trunc_dst = _side(
+        Gs, dst_seeds, dst_dlatents_npz, '--dlatents', 'dst', trunc, minibatch_size)
+    src_dl, src_noises, sseeds, snames, slabels, trunc_src = _side(
+        Gs, src_seeds, src_dlatents_npz, '--src-dlatents', 'src', trunc, minibatch_size)
+    dst_images = render_entries(Gs, dst_dl, dst_noises, randomize, minibatch_size)
+    src_images = render_entries(Gs, src_dl, src_noises, randomize, minibatch_size)
+    mixes = mix_and_render(Gs, dst_dl, src_dl, schemes, noise_mode, minibatch_size, emit,
+                           dst_noises=dst_noises)
+    result = _result(dseeds, sseeds, snames, slabels, dst_dl, src_dl, dst_images, src_images,
+                     mixes, notes, dict(dst=trunc_dst, src=trunc_src))
+    if dst_dlatents_npz is not None:
+        result['dst_names'] = [f'dst-item{i}' for i in range(dst_dl.shape[0])]
+        result['dst_labels'] = dlabels
+    return result
+
+
+def run_style_mixing(network_pkl: str, dst_seeds: Optional[Sequence[int]],
+                     src_seeds: Optional[Sequence[int]],
                      schemes, outdir: str, out_npz: Optional[str] = None,
                      truncation_psi: Optional[float] = None,
                      truncation_cutoff: Optional[int] = None, noise_mode: str = 'const',
                      impl: str = 'tf2', write_mixes: bool = True, minibatch_size: int = 8,
-                     log: Optional[Log] = print, require_rows: bool = True) -> Dict[str, List[str]]:
+                     log: Optional[Log] = print, require_rows: bool = True,
+                     dst_dlatents_npz: Optional[str] = None,
+                     src_dlatents_npz: Optional[str] = None) -> Dict[str, List[str]]:
     """``style_mixing.py``: load, mix, write figures, mix PNGs and the npz.
 
-    Everything is checked before anything is written: seeds, schemes, output paths, the pickle,
-    and (with ``require_rows``) that every scheme replaces at least one row of the network.
+    Everything is checked before anything is written: seeds, schemes, output paths, dlatent
+    files, the pickle, and (with ``require_rows``) that every scheme replaces at least one row
+    of the network. Destinations come from exactly one of ``dst_seeds`` and
+    ``dst_dlatents_npz``, sources from one of ``src_seeds`` and ``src_dlatents_npz`` (see
+    ``style_mixing_with_files``).
 
     Returns:
         ``{'figures': [...], 'mixes': [...], 'npz': [...]}`` written paths.
     """
+    from editing import dlatents_io
     schemes = as_schemes(schemes)        # fail on a bad scheme before loading anything
     _check_noise_mode(noise_mode)
-    _check_seeds(dst_seeds, 'destination')
-    _check_seeds(src_seeds, 'source')
+    for seeds, path, what, flags in ((dst_seeds, dst_dlatents_npz, 'destination', '--dst-seeds and --dlatents'),
+                                     (src_seeds, src_dlatents_npz, 'source', '--src-seeds and --src-dlatents')):
+        if (seeds is None) == (path is None):
+            raise ValueError(f'give exactly one of {flags}')
+        if path is None:
+            _check_seeds(seeds, what)
     check_outputs(outdir, out_npz)
+    for path, flag in ((dst_dlatents_npz, '--dlatents'), (src_dlatents_npz, '--src-dlatents')):
+        if path is not None:
+            dlatents_io.read_dlatents(path, f'{path} ({flag})')     # before loading the network
     Gs = load_gs(network_pkl, impl)
     if require_rows:
         _check_schemes_fit(Gs, schemes, network_pkl)
     if log is not None:
         log(f'{network_pkl}: {_num_rows(Gs)} style rows, impl {impl}, noise {noise_mode}')
-    result = style_mixing(Gs, dst_seeds, src_seeds, schemes, truncation_psi, truncation_cutoff,
-                          noise_mode, minibatch_size, log)
+    if dst_dlatents_npz is None and src_dlatents_npz is None:
+        result = style_mixing(Gs, dst_seeds, src_seeds, schemes, truncation_psi, truncation_cutoff,
+                              noise_mode, minibatch_size, log)
+    else:
+        result = style_mixing_with_files(Gs, dst_seeds, src_seeds, schemes, dst_dlatents_npz,
+                                         src_dlatents_npz, truncation_psi, truncation_cutoff,
+                                         noise_mode, minibatch_size, log)
     _report(log, result, network_pkl, network_pkl)
     return _write_outputs(result, outdir, out_npz, 'style-mixing', write_mixes, log)
 

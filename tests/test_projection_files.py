@@ -122,3 +122,37 @@ def test_editing_scripts_accept_projection_files(projection, tmp_path, monkeypat
     walk = latent_walk.run_latent_walk(pkl, str(tmp_path / 'walk.gif'), dlatents_npz=path,
                                        frames_per_keyframe=2, progress=False, log=None)
     assert walk['frames'] == 4 and os.path.isfile(tmp_path / 'walk.gif')
+
+
+def test_style_mixing_with_projection_files(projection, tmp_path, monkeypatch):
+    from editing import mixing
+    use_loaded_networks(monkeypatch, 'tf2')
+    Gs = load_real_gs('sg1_r64.pkl', 'tf2')
+    pkl = fixture_path('sg1_r64.pkl')
+    # Destinations (rows) from projected.npz, sources (columns) from seeds.
+    paths = mixing.run_style_mixing(pkl, None, [4, 5], 'coarse', str(tmp_path / 'a'),
+                                    out_npz=str(tmp_path / 'a.npz'), log=None,
+                                    dst_dlatents_npz=projection['npz'])
+    assert sorted(os.path.basename(p) for p in paths['mixes']) == [
+        f'style-mixing-coarse-dst-item{i}-src{s}.png' for i in (0, 1) for s in (4, 5)]
+    with np.load(tmp_path / 'a.npz') as f:
+        np.testing.assert_array_equal(f['dst_dlatents'], projection['result']['dlatents'])  # not truncated
+        np.testing.assert_array_equal(f['dst_images'], projection['result']['images'])      # own noise maps
+        mixed, images, rows = f['mixed_dlatents'], f['images'], f['rows']
+    noises = P.load_noises(projection['npz'], Gs, 2)
+    for i in range(2):      # every mix of destination i is rendered with destination i's noise maps
+        want = P.render(Gs, mixed[i], [np.repeat(n[i:i + 1], 2, axis=0) for n in noises])
+        np.testing.assert_array_equal(images[i], want)
+        keep = np.setdiff1d(np.arange(10), rows)
+        np.testing.assert_array_equal(mixed[i][:, keep], np.broadcast_to(
+            projection['result']['dlatents'][i][keep], (2, len(keep), 48)))
+    # Sources from ADA's file (key w), destinations from seeds.
+    mixing.run_style_mixing(pkl, [1], None, 'fine', str(tmp_path / 'b'), out_npz=str(tmp_path / 'b.npz'),
+                            log=None, src_dlatents_npz=projection['ada'])
+    with np.load(tmp_path / 'b.npz') as f:
+        np.testing.assert_array_equal(f['src_dlatents'], projection['result']['dlatents'])
+        assert list(f['src_seeds']) == [-1, -1] and list(f['dst_seeds']) == [1]
+    with pytest.raises(ValueError, match='exactly one of --dst-seeds and --dlatents'):
+        mixing.run_style_mixing(pkl, [1], [2], 'fine', str(tmp_path / 'c'), log=None,
+                                dst_dlatents_npz=projection['npz'])
+    assert not os.path.exists(tmp_path / 'c')
