@@ -38,16 +38,11 @@ examples:
     if args.src_network is not None and args.src_seeds is None:
         p.error('--src-seeds is required with --src-network')
     cli.check_mixing_args(p, args)
-    try:
-        mixing.run_cross_mixing(args.dst_network, args.dst_seeds, args.scheme, args.outdir,
-                                src_network_pkl=args.src_network, src_seeds=args.src_seeds,
-                                src_dlatents_npz=args.src_dlatents, out_npz=args.out_npz,
-                                truncation_psi=args.trunc, truncation_cutoff=args.trunc_cutoff,
-                                noise_mode=args.noise_mode, impl=args.impl)
-    except (OSError, ValueError) as e:          # bad input files, paths, seeds or schemes
-        print(f'cross_mixing.py: error: {e}', file=sys.stderr)
-        return 1
-    return 0
+    return cli.run_or_report('cross_mixing.py', lambda: mixing.run_cross_mixing(
+        args.dst_network, args.dst_seeds, args.scheme, args.outdir, src_network_pkl=args.src_network,
+        src_seeds=args.src_seeds, src_dlatents_npz=args.src_dlatents, out_npz=args.out_npz,
+        truncation_psi=args.trunc, truncation_cutoff=args.trunc_cutoff, noise_mode=args.noise_mode,
+        impl=args.impl))
 
 
 if __name__ == '__main__':

@@ -5,6 +5,8 @@ grid; GIF (Pillow) or MP4 (needs imageio-ffmpeg). Library: editing/latent_walk.p
 import argparse
 import sys
 
+from editing import cli
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='latent_walk.py', description=__doc__ + '''
@@ -16,9 +18,7 @@ examples:
   python latent_walk.py --network net.pkl --seeds 1-4 --grid 2x2 --directions dirs.npz \\
       --index 0 --max-distance 8 --num-frames 48 --fps 24 --output sefa0.gif
 ''', formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--network', required=True, metavar='PKL', help='official-format network pickle')
-    p.add_argument('--impl', choices=('tf2', 'legacy'), default='tf2',
-                   help='implementation that loads and runs the pickle. Default: %(default)s')
+    cli.add_network_arguments(p)
     p.add_argument('--seeds', default=None, help='keyframe seeds, e.g. 0-31 or 1,2,5-10')
     p.add_argument('--dlatents', default=None, metavar='FILE.npz',
                    help='keyframes from a dlatents file instead (key dlatents or w); in W, as they are')
@@ -37,11 +37,7 @@ examples:
     p.add_argument('--fps', type=float, default=60, help='frames per second. Default: %(default)s')
     p.add_argument('--no-loop', dest='loop', action='store_false',
                    help='end on the last keyframe (default: loop back to the first, seamlessly)')
-    p.add_argument('--trunc', type=float, default=None, metavar='PSI',
-                   help='truncation psi. Default: 0.7 rows < 8 (StyleGAN), 0.5 (StyleGAN2); none '
-                        'for --dlatents')
-    p.add_argument('--trunc-cutoff', type=int, default=None, metavar='N',
-                   help='truncate rows < N only (needs --trunc)')
+    cli.add_truncation_arguments(p, 'truncation psi. ' + cli.TRUNC_DEFAULT_HELP + '; none for --dlatents')
     p.add_argument('--directions', default=None, metavar='FILE.npz',
                    help='walk along a SeFa direction (sefa.py --out-npz) from each cell\'s seed')
     p.add_argument('--index', type=int, default=0, help='direction index. Default: %(default)s')
@@ -53,7 +49,7 @@ examples:
                    help='frames of a direction walk. Default: %(default)s')
     p.add_argument('--output', required=True, help='video file: .gif or .mp4')
     p.add_argument('--frames-dir', default=None, help='also write every frame as PNG here')
-    p.add_argument('--minibatch', type=int, default=8, help='images per synthesis call')
+    cli.add_minibatch_argument(p)
     p.add_argument('--no-progress', dest='progress', action='store_false', help='no progress bar')
     return p
 
@@ -67,22 +63,14 @@ def main(argv=None) -> int:
         seeds = None if args.seeds is None else parse_seeds(args.seeds)
     except ValueError as e:
         p.error(f'--seeds: {e}')
-    if args.trunc_cutoff is not None and args.trunc is None:
-        p.error('--trunc-cutoff needs --trunc')
-    if args.minibatch < 1:
-        p.error('--minibatch must be at least 1')
+    cli.check_common_args(p, args)
     kind = args.kind or ('linear' if args.space == 'z' else 'cubic')     # slerp has no spline
-    try:
-        latent_walk.run_latent_walk(
-            args.network, args.output, seeds, args.dlatents, args.grid, args.num_keyframes,
-            args.shuffle_seed, args.space, kind, args.frames_per_keyframe, args.fps, args.loop,
-            args.trunc, args.trunc_cutoff, args.directions, args.index, args.max_distance,
-            args.edit_layers, args.num_frames, args.frames_dir, args.impl, args.minibatch,
-            args.progress)
-    except (OSError, ValueError) as e:
-        print(f'latent_walk.py: error: {e}', file=sys.stderr)
-        return 1
-    return 0
+    return cli.run_or_report('latent_walk.py', lambda: latent_walk.run_latent_walk(
+        args.network, args.output, seeds, args.dlatents, args.grid, args.num_keyframes,
+        args.shuffle_seed, args.space, kind, args.frames_per_keyframe, args.fps, args.loop,
+        args.trunc, args.trunc_cutoff, args.directions, args.index, args.max_distance,
+        args.edit_layers, args.num_frames, args.frames_dir, args.impl, args.minibatch,
+        args.progress))
 
 
 if __name__ == '__main__':

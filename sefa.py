@@ -4,7 +4,8 @@ grids along the directions found (spec §1; library: editing/sefa.py)."""
 import argparse
 import sys
 
-ERRORS = (OSError, ValueError)
+from editing import cli
+
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,9 +16,7 @@ examples:
       --degrees -10,-5,0,5,10 --outdir out/sefa
   python sefa.py --network net.pkl --dlatents projected.npz --indices 0 --outdir out/photo
 ''', formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--network', required=True, metavar='PKL', help='official-format network pickle')
-    p.add_argument('--impl', choices=('tf2', 'legacy'), default='tf2',
-                   help='implementation that loads and runs the pickle. Default: %(default)s')
+    cli.add_network_arguments(p)
     p.add_argument('--layers', default='all',
                    help='dlatent rows to factorize: all, rows/ranges (0-3, 0,2,5, 8-), scheme names '
                         '(coarse, middle, fine, middle-wide, even, odd) or gf-low/gf-mid/gf-high '
@@ -41,18 +40,14 @@ examples:
                         'Default: %(default)s')
     p.add_argument('--edit-layers', default=None,
                    help='rows the edit moves (same grammar as --layers). Default: the factorized rows')
-    p.add_argument('--trunc', type=float, default=None, metavar='PSI',
-                   help='truncation psi for seeds. Default: 0.7 on rows < 8 (StyleGAN), 0.5 on '
-                        'all rows (StyleGAN2)')
-    p.add_argument('--trunc-cutoff', type=int, default=None, metavar='N',
-                   help='truncate rows < N only (needs --trunc; default all rows)')
+    cli.add_truncation_arguments(p, 'truncation psi for seeds. ' + cli.TRUNC_DEFAULT_HELP)
     p.add_argument('--edit-before-truncation', action='store_true',
                    help='edit, then truncate (rosinality). Default: truncate, then edit (genforce)')
     p.add_argument('--layout', choices=('gf', 'ros'), default='gf',
                    help='gf: rows = seeds x directions, columns = distances; ros: rows = '
                         'directions x distances (--degrees 5,0,-5: rosinality\'s +d/original/-d), '
                         'columns = seeds. Default: %(default)s')
-    p.add_argument('--minibatch', type=int, default=8, help='images per synthesis call')
+    cli.add_minibatch_argument(p)
     return p
 
 
@@ -77,21 +72,11 @@ def main(argv=None) -> int:
         degrees = sefa.parse_numbers(args.degrees, '--degrees', float)
     except ValueError as e:
         p.error(str(e))
-    if args.trunc_cutoff is not None and args.trunc is None:
-        p.error('--trunc-cutoff needs --trunc')
-    if args.trunc is not None and not abs(args.trunc) < float('inf'):
-        p.error(f'--trunc must be a finite number, got {args.trunc}')
-    if args.minibatch < 1:
-        p.error('--minibatch must be at least 1')
-    try:
-        sefa.run_sefa(args.network, args.layers, args.method, args.impl, args.out_npz, args.outdir,
-                      seeds, args.dlatents, indices, degrees, args.edit_layers, args.trunc,
-                      args.trunc_cutoff, args.edit_before_truncation, args.minibatch,
-                      layout=args.layout)
-    except ERRORS as e:
-        print(f'sefa.py: error: {e}', file=sys.stderr)
-        return 1
-    return 0
+    cli.check_common_args(p, args)
+    return cli.run_or_report('sefa.py', lambda: sefa.run_sefa(
+        args.network, args.layers, args.method, args.impl, args.out_npz, args.outdir, seeds,
+        args.dlatents, indices, degrees, args.edit_layers, args.trunc, args.trunc_cutoff,
+        args.edit_before_truncation, args.minibatch, layout=args.layout))
 
 
 if __name__ == '__main__':

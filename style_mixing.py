@@ -25,15 +25,10 @@ examples:
     cli.add_mixing_arguments(p)
     args = p.parse_args(argv)
     cli.check_mixing_args(p, args)
-    try:
-        mixing.run_style_mixing(args.network, args.dst_seeds, args.src_seeds, args.scheme,
-                                args.outdir, out_npz=args.out_npz, truncation_psi=args.trunc,
-                                truncation_cutoff=args.trunc_cutoff, noise_mode=args.noise_mode,
-                                impl=args.impl)
-    except (OSError, ValueError) as e:          # bad input files, paths, seeds or schemes
-        print(f'style_mixing.py: error: {e}', file=sys.stderr)
-        return 1
-    return 0
+    return cli.run_or_report('style_mixing.py', lambda: mixing.run_style_mixing(
+        args.network, args.dst_seeds, args.src_seeds, args.scheme, args.outdir, out_npz=args.out_npz,
+        truncation_psi=args.trunc, truncation_cutoff=args.trunc_cutoff, noise_mode=args.noise_mode,
+        impl=args.impl))
 
 
 if __name__ == '__main__':

@@ -9,12 +9,12 @@ snapshots only generate and measure. On ``--resume`` the lines of snapshots afte
 (work lost by the interruption, done again) are dropped.
 """
 
-import json
 import os
 from typing import Dict, List, Optional, Sequence
 
-from dnnlib.util import atomic_write, format_time
+from dnnlib.util import format_time
 from metrics import metric_base
+from training.stats import truncate_jsonl
 
 
 def parse_metric_names(text) -> List[str]:
@@ -94,16 +94,4 @@ class SnapshotMetrics:
     def truncate(self, max_kimg: float) -> None:
         """Drops metric lines of snapshots after ``max_kimg`` (redone after a resume)."""
         for name in self.names:
-            path = os.path.join(self.run_dir, f'metric-{name}.jsonl')
-            if not os.path.isfile(path):
-                continue
-            kept = []
-            with open(path, encoding='utf-8') as f:
-                for line in f:
-                    try:
-                        if json.loads(line).get('kimg', 0.0) <= max_kimg + 1e-9:
-                            kept.append(line if line.endswith('\n') else line + '\n')
-                    except ValueError:
-                        continue          # a line cut short by a kill
-            with atomic_write(path, 'w') as f:
-                f.writelines(kept)
+            truncate_jsonl(os.path.join(self.run_dir, f'metric-{name}.jsonl'), max_kimg)

@@ -92,16 +92,21 @@ class StatsCollector:
 
 def truncate_stats_file(run_dir: str, max_kimg: float) -> None:
     """Drops stats.jsonl lines past `max_kimg` (work lost by a crash, redone after a resume)."""
-    path = os.path.join(run_dir, 'stats.jsonl')
+    truncate_jsonl(os.path.join(run_dir, 'stats.jsonl'), max_kimg)
+
+
+def truncate_jsonl(path: str, max_kimg: float) -> None:
+    """Keeps the JSON lines of `path` whose 'kimg' is at most `max_kimg` (a line without one
+    counts as 0); a line cut short by a kill is dropped. Rewritten atomically."""
     if not os.path.isfile(path):
         return
     kept = []
     with open(path, encoding='utf-8') as f:
         for line in f:
             try:
-                if json.loads(line)['kimg'] <= max_kimg + 1e-9:
+                if json.loads(line).get('kimg', 0.0) <= max_kimg + 1e-9:
                     kept.append(line if line.endswith('\n') else line + '\n')
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, AttributeError, TypeError):
                 continue     # a line cut short by a kill: drop it
     with atomic_write(path, 'w') as f:
         f.writelines(kept)
