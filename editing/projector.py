@@ -331,6 +331,7 @@ class Projector:
 
     def _apply_grads(self, grads):
         self.optimizer.apply(grads, self.variables)
+        self._normalize_noises()
 
     def _normalize_noises(self):
         for v in self.noise_vars:
@@ -372,8 +373,9 @@ class Projector:
         unit = self._rnd.randn(*self.dlatent_var.shape).astype(np.float32)
         dist, reg, grads, finite = self._compute(tf.constant(unit), tf.constant(strength, tf.float32))
         if bool(finite):
-            self._apply(grads)
-        self._normalize()
+            self._apply(grads)                          # Adam, then the noise normalisation
+        else:
+            self._normalize()
         self._step += 1
         return dict(dist=float(dist), reg=float(reg), skipped=not bool(finite))
 

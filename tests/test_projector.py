@@ -110,6 +110,20 @@ def test_noise_maps_are_normalized_after_every_step(sg1_projector):
     np.testing.assert_array_equal(Gs.components.synthesis.get_var('noise9'), stored)
 
 
+def test_a_step_with_non_finite_gradients_is_skipped(sg1_projector):
+    proj = sg1_projector
+    target = np.full([3, 64, 64], 100.0, np.float32)
+    target[0, 5, 5] = np.nan
+    proj.start(target)
+    before = proj.dlatents
+    for _ in range(3):
+        assert proj.step()['skipped']
+    assert int(proj.optimizer.iterations.numpy()) == 0
+    np.testing.assert_array_equal(proj.dlatents, before)
+    for v in proj.noises:      # the noise maps are still normalised after every step
+        assert abs(float(v.mean())) < 1e-5 and float(np.mean(v.astype(np.float64) ** 2)) == pytest.approx(1, rel=1e-4)
+
+
 def test_dlatent_statistics_formula():
     Gs = load_real_gs('sg1_r64.pkl', 'tf2')
     avg, std = P.dlatent_statistics(Gs, num_samples=300)
