@@ -652,8 +652,11 @@ class DiffAugment:
         """The current probability: the ADA variable, or the fixed float."""
         return self.ada.p if self.ada is not None else self.fixed_p
 
-    def __call__(self, images: tf.Tensor) -> tf.Tensor:
-        return diff_augment(images, self.policy, self.p, self.generator,
+    def __call__(self, images: tf.Tensor, generator=None) -> tf.Tensor:
+        """Augments `images`; `generator` replaces the own generator for this call (the training
+        loop's per-shard streams under tf.distribute)."""
+        return diff_augment(images, self.policy, self.p,
+                            self.generator if generator is None else generator,
                             self.translation_ratio, self.cutout_ratio)
 
 

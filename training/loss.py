@@ -259,7 +259,8 @@ def _path_length_penalty(G, latents, labels, pl_mean, rng, pl_minibatch_shrink, 
         total = tf.reduce_sum(images * noise)
     pl_grads = tf.cast(tape.gradient(total, dlatents), tf.float32)          # [n, L, D]
     pl_lengths = tf.sqrt(tf.reduce_mean(tf.reduce_sum(tf.square(pl_grads), axis=2), axis=1))  # [n]
-    new_mean = pl_mean + pl_decay * (tf.reduce_mean(pl_lengths) - pl_mean)
+    old_mean = tf.convert_to_tensor(pl_mean)      # a variable, or the training loop's per-shard cell
+    new_mean = old_mean + pl_decay * (tf.reduce_mean(pl_lengths) - old_mean)
     pl_mean.assign(new_mean)
     penalty = tf.square(pl_lengths - new_mean)                               # [n]
     return penalty[:, None], pl_lengths[:, None]

@@ -26,6 +26,7 @@ Additions of this port:
 * A non-finite loss stops training with `TrainingDivergedError`; the snapshots on disk stay.
 """
 
+import contextlib
 import functools
 import inspect
 import hashlib
@@ -46,7 +47,7 @@ from dnnlib import legacy_pickle
 from dnnlib.util import EasyDict, atomic_write, format_time
 from tf2 import checkpoint, networks_stylegan
 from tf2.network import Network
-from training import finetune, optimizers
+from training import distribute, finetune, optimizers
 from training import loss as loss_lib
 from training.dataset import TFRecordDataset
 from training.schedule import normalize_sched_args, training_schedule
@@ -366,6 +367,250 @@ class TrainSteps:
 
 
 # ------------------------------------------------------------------------------------------------
+# Sharded train steps: the minibatch as shards of minibatch_gpu images, replicas of a strategy
+# (issue 19). Every random draw of a shard depends on (step seed, shard index) only, so the
+# weights come out the same whether a shard runs as a round on one device, on a replica of a
+# MirroredStrategy or in another worker process.
+
+class ShardRandom:
+    """A `tf.random.Generator` stand-in (`normal`, `uniform`) for one shard of one step.
+
+    Draw i (in the order the traced code asks) uses the stateless seed
+    fold_in(fold_in(seed, shard), i): no state, the same numbers on any device and in any
+    process. The networks, the losses and DiffAugment take it where they take a generator.
+    """
+
+    def __init__(self, seed: tf.Tensor, shard):
+        self.key = tf.random.experimental.stateless_fold_in(seed, tf.cast(shard, tf.int64))
+        self.count = 0
+
+    def _next_seed(self):
+        self.count += 1
+        return tf.random.experimental.stateless_fold_in(self.key, self.count)
+
+    def normal(self, shape, mean=0.0, stddev=1.0, dtype=tf.float32, name=None):
+        return tf.random.stateless_normal(shape, self._next_seed(), mean, stddev, dtype)
+
+    def uniform(self, shape, minval=0, maxval=None, dtype=tf.float32, name=None):
+        return tf.random.stateless_uniform(shape, self._next_seed(), minval, maxval, dtype)
+
+
+class _StateCell:
+    """A loss state (pl_mean) read and written as a tensor inside one traced shard."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def assign(self, value):
+        self.value = value
+
+    def __tf_tensor__(self, dtype=None, name=None):
+        return tf.convert_to_tensor(self.value, dtype=dtype, name=name)
+
+
+class ShardedSteps:
+    """One compiled function per phase (D, D_reg, G, G_reg) that runs a whole minibatch.
+
+    The global minibatch is `shards` shards of `minibatch_gpu` images; replica k of the strategy
+    runs shards k*R .. k*R+R-1 as R rounds of a `tf.while_loop` (gradient accumulation inside
+    the compiled step). Per shard: loss = mean over its images (times `scale` for lazy
+    regularisation); the applied gradient is the sum over all shards / shards (the mean over the
+    minibatch, as NVIDIA's per-GPU means x 1/(GPUs x rounds)), all-reduced across replicas, and
+    the update is skipped when any gradient is non-finite. Minibatch-stddev groups stay within a
+    shard. State that the official code keeps per GPU stays per official GPU ("slot": shards
+    j*slot_rounds .. (j+1)*slot_rounds-1): pl_mean is a vector of one value per slot, updated
+    round after round within its slot. G's dlatent_avg gets the batch averages of every G call
+    of every shard, in shard order, as the sequential loop would. Statistics come back gathered
+    from all replicas in shard order.
+
+    Args:
+        strategy: a tf.distribute strategy (variables created in its scope).
+        G, D, Gs, G_opt, D_opt, G_vars, D_vars, mirror_augment, drange_data, drange_net,
+            D_augment: as `TrainSteps`.
+        G_loss, D_loss: loss functions with their static kwargs bound; `rng` and `pl_mean` are
+            passed per shard.
+        pl_mean: None, or the float32 variable [slots] of the path-length means.
+    """
+
+    def __init__(self, strategy, G, D, Gs, G_opt, D_opt, G_loss: Callable, D_loss: Callable,
+                 mirror_augment: bool, drange_data, drange_net, D_augment=None,
+                 G_vars: Optional[list] = None, D_vars: Optional[list] = None, pl_mean=None):
+        self.strategy = strategy
+        self.G, self.D, self.Gs = G, D, Gs
+        self.G_opt, self.D_opt = G_opt, D_opt
+        self.G_loss, self.D_loss = G_loss, D_loss
+        self.mirror_augment = bool(mirror_augment)
+        self.drange_data, self.drange_net = list(drange_data), list(drange_net)
+        self.D_augment = D_augment
+        self.G_vars = list(G.trainable_variables if G_vars is None else G_vars)
+        self.D_vars = list(D.trainable_variables if D_vars is None else D_vars)
+        self.latent_size = latent_size_of(G)
+        self.resolution = int(networks_stylegan.resolved_kwargs(D)['resolution'])
+        self.G_loss_takes = set(inspect.signature(G_loss).parameters)
+        self.D_loss_takes = set(inspect.signature(D_loss).parameters)
+        self.pl_mean = pl_mean
+        self.dlatent_avg = getattr(G, 'dlatent_avg', None)
+        self.dlatent_beta = (G.resolve_kwargs({'is_training': True})['dlatent_avg_beta']
+                             if self.dlatent_avg is not None else None)
+        self.D_phase = tf.function(self._D_phase)
+        self.G_phase = tf.function(self._G_phase)
+        self.update_Gs = tf.function(self._update_Gs)
+
+    # Per shard ------------------------------------------------------------------------------
+    def _G_fn(self, rnd: ShardRandom, avgs: list):
+        def G_train(latents, labels, return_dlatents=False, **kwargs):
+            # dlatent_avg is updated after the step from `avgs`, in shard order (not here, where
+            # replicas would each move their own copy).
+            images, dlatents = self.G(latents, labels, is_training=True, rng=rnd,
+                                      dlatent_avg_beta=None, return_dlatents=True, **kwargs)
+            avgs.append(tf.reduce_mean(tf.cast(dlatents[:, 0], tf.float32), axis=0))
+            return (images, dlatents) if return_dlatents else images
+        return G_train
+
+    def _D_fn(self, rnd: ShardRandom):
+        def D_train(images, labels):
+            if self.D_augment is not None:
+                images = self.D_augment(images, generator=rnd)
+            return self.D(images, labels)
+        return D_train
+
+    def _shard(self, loss_fn, takes, variables, args, rnd, pl_value, reg, scale):
+        # One shard's loss and gradients; pl_value: this shard's slot of pl_mean (a tensor).
+        avgs = []
+        extra = {} if reg is None else {'reg': reg}
+        if 'rng' in takes:
+            extra['rng'] = rnd
+        cell = None
+        if 'pl_mean' in takes:
+            cell = extra['pl_mean'] = _StateCell(pl_value)
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch([v.value for v in variables])
+            loss, stats = loss_fn(self._G_fn(rnd, avgs), self._D_fn(rnd), *args, **extra)
+            loss = tf.reduce_mean(loss)
+        grads = tape.gradient(loss * scale if scale != 1.0 else loss, variables)
+        grads = _zeros_for_none(grads, variables)
+        out = dict(loss=loss, stats=stats)
+        if avgs:                  # (empty tensors are not gathered: that crashes the collectives)
+            out['avgs'] = tf.stack(avgs)
+        return grads, out, (pl_value if cell is None else tf.convert_to_tensor(cell.value))
+
+    def _rounds(self, body, rounds: int, pl_vec):
+        """Runs body(r, pl_vec) -> (grads, out, pl_vec) for r < rounds; sums grads, stacks out.
+
+        The gradients are summed in float64 (and all-reduced so): such sums of a few float32
+        values are exact, hence independent of the order, so the update does not depend on how
+        the shards are laid out. (A parameter without a real gradient, such as a bias before an
+        instance norm, has rounding noise as gradient, which Adam's first steps scale up to the
+        learning rate: a different summation order would show there.)
+        """
+        grads, out, pl_vec = body(tf.constant(0), pl_vec)
+        grads = [tf.cast(g, tf.float64) for g in grads]
+        if rounds == 1:
+            return grads, tf.nest.map_structure(lambda t: t[None], out), pl_vec
+        arrays = tf.nest.map_structure(
+            lambda t: tf.TensorArray(t.dtype, size=rounds, element_shape=t.shape).write(0, t), out)
+
+        def step(r, grads, arrays, pl_vec):
+            g, o, pl_vec = body(r, pl_vec)
+            grads = [a + tf.cast(b, tf.float64) for a, b in zip(grads, g)]
+            arrays = tf.nest.map_structure(lambda a, t: a.write(r, t), arrays, o)
+            return r + 1, grads, arrays, pl_vec
+
+        _, grads, arrays, pl_vec = tf.while_loop(lambda r, *_: r < rounds, step,
+                                                 (tf.constant(1), grads, arrays, pl_vec))
+        return grads, tf.nest.map_structure(lambda a: a.stack(), arrays), pl_vec
+
+    # Per replica ----------------------------------------------------------------------------
+    def _D_replica(self, data, lod, seed, reals_seed, reg, scale, rounds, mbg, slot_rounds):
+        reals_u8, labels, first = data['reals'], data['labels'], data['first']
+
+        def body(r, pl_vec):
+            s = first + r
+            x = process_reals(reals_u8[r * mbg:(r + 1) * mbg], lod, self.mirror_augment,
+                              ShardRandom(reals_seed, s), self.drange_data, self.drange_net,
+                              self.resolution)
+            rnd = ShardRandom(seed, s)
+            latents = rnd.normal([mbg, self.latent_size])
+            y = labels[r * mbg:(r + 1) * mbg]
+            return self._shard(self.D_loss, self.D_loss_takes, self.D_vars, (latents, x, y), rnd,
+                               None, reg, scale)[:2] + (pl_vec,)
+
+        return self._rounds(body, rounds, tf.zeros([0], tf.float32))[:2]
+
+    def _G_replica(self, data, lod, seed, reg, scale, rounds, mbg, slot_rounds):
+        labels, first = data['labels'], data['first']
+        pl_labels = data.get('pl_labels')
+
+        def body(r, pl_vec):
+            s = first + r
+            rnd = ShardRandom(seed, s)
+            latents = rnd.normal([mbg, self.latent_size])
+            slot = s // slot_rounds
+            pl_value = tf.gather(pl_vec, slot) if self.pl_mean is not None else None
+            extra = {}
+            if pl_labels is not None:
+                extra['pl_labels'] = pl_labels[r * mbg:(r + 1) * mbg]
+            grads, out, pl_value = self._shard(
+                functools.partial(self.G_loss, **extra), self.G_loss_takes, self.G_vars,
+                (latents, labels[r * mbg:(r + 1) * mbg]), rnd, pl_value, reg, scale)
+            if self.pl_mean is not None:
+                pl_vec = tf.tensor_scatter_nd_update(pl_vec, [[slot]], [pl_value])
+            return grads, out, pl_vec
+
+        pl_vec = tf.convert_to_tensor(self.pl_mean) if self.pl_mean is not None else tf.zeros([0])
+        grads, out, pl_vec = self._rounds(body, rounds, pl_vec)
+        if self.pl_mean is not None:
+            out['pl_vec'] = pl_vec[None]
+        return grads, out
+
+    # Per phase (cross-replica) --------------------------------------------------------------
+    def _set_lod(self, lod):
+        for net in (self.G, self.D):
+            if getattr(net, 'lod', None) is not None:
+                net.lod.assign(lod)
+
+    def _finish(self, opt, variables, per_grads, per_out, lrate, shards):
+        st = self.strategy
+        grads = [tf.cast(st.reduce(tf.distribute.ReduceOp.SUM, g, axis=None) / shards, v.dtype)
+                 for g, v in zip(per_grads, variables)]
+        ok = TrainSteps._finite(grads)
+        if ok:
+            opt.learning_rate.assign(lrate)
+            opt.apply_gradients(zip(grads, variables))
+        out = tf.nest.map_structure(lambda t: st.gather(t, axis=0), per_out)
+        if self.dlatent_beta is not None and 'avgs' in out:     # G ran in this phase
+            avgs = tf.reshape(out['avgs'], [-1, self.dlatent_avg.shape[0]])
+            beta = self.dlatent_beta
+            self.dlatent_avg.assign(tf.foldl(lambda acc, b: b + (acc - b) * beta, avgs,
+                                             initializer=tf.convert_to_tensor(self.dlatent_avg)))
+        return ok, out
+
+    def _D_phase(self, data, lod, lrate, seed, reals_seed, reg=None, scale=1.0, rounds=1, mbg=1,
+                 slot_rounds=1, shards=1):
+        self._set_lod(lod)
+        per_grads, per_out = self.strategy.run(
+            self._D_replica, args=(data, lod, seed, reals_seed, reg, scale, rounds, mbg, slot_rounds))
+        return self._finish(self.D_opt, self.D_vars, per_grads, per_out, lrate, shards)
+
+    def _G_phase(self, data, lod, lrate, seed, reg=None, scale=1.0, rounds=1, mbg=1, slot_rounds=1,
+                 shards=1):
+        self._set_lod(lod)
+        per_grads, per_out = self.strategy.run(
+            self._G_replica, args=(data, lod, seed, reg, scale, rounds, mbg, slot_rounds))
+        ok, out = self._finish(self.G_opt, self.G_vars, per_grads, per_out, lrate, shards)
+        if self.pl_mean is not None:
+            # Each slot's final value comes from the replica that ran it.
+            vecs = out.pop('pl_vec')                       # [replicas, slots]
+            slots = int(self.pl_mean.shape[0])
+            owner = [j * slot_rounds // rounds for j in range(slots)]
+            self.pl_mean.assign(tf.gather_nd(vecs, [[o, j] for j, o in enumerate(owner)]))
+        return ok, out
+
+    def _update_Gs(self, beta):
+        checkpoint.setup_as_moving_average_of(self.Gs, self.G, beta)
+
+
+# ------------------------------------------------------------------------------------------------
 # Small helpers of the loop.
 
 def latent_size_of(G) -> int:
@@ -564,6 +809,7 @@ def training_loop(
     D_reg_interval: Optional[int] = None,   # Likewise for D (StyleGAN2: 16). Lazy regularisation needs a loss with a `reg` argument.
     mixing_figure: bool = False,            # At the end, write style-mixing figures of the final snapshot into run_dir.
     metric_args: Optional[dict] = None,     # Metrics at every network snapshot: snapshot_metrics.SnapshotMetrics kwargs (names, inception, vgg16, lpips).
+    distribute_args: Optional[dict] = None, # tf.distribute layout (training/distribute.py): {'gpus'|'cpu_devices': N, 'workers': [...], 'worker_index': i}. None: one device, rounds in Python (the original loop).
 ) -> Dict[str, Any]:
     """Trains StyleGAN (v1) or StyleGAN2 as the official `training_loop`s; see the module docstring.
 
@@ -574,6 +820,13 @@ def training_loop(
         TrainingDivergedError: when a loss becomes NaN or Inf (the snapshots on disk are kept).
     """
     start_time = time.time()
+    # The strategy first: splitting the CPU and joining a cluster must precede other TF ops.
+    strategy = distribute.get_strategy(distribute_args) if distribute_args is not None else None
+    layout = distribute.layout_of(distribute_args)
+    if strategy is not None and num_gpus % layout.num_replicas != 0:
+        raise ValueError(f'num_gpus {num_gpus}: the minibatch preset must be for a multiple of the '
+                         f'{layout.num_replicas} replicas')
+    is_chief = layout.is_chief        # only the chief writes files
     disable_fragile_graph_rewrite()
     if loop_order not in ('v1', 'v2'):
         raise ValueError(f"loop_order {loop_order!r}: expected 'v1' or 'v2'")
@@ -601,8 +854,14 @@ def training_loop(
     if sched_args.get('lod_initial_resolution') == 'full':     # no progressive growing (fine-tuning)
         sched_args['lod_initial_resolution'] = training_set.resolution
 
-    # Networks and optimizers.
-    if resume_run:
+    # Networks and optimizers. Under a strategy, every variable is created in its scope (mirrored
+    # on the replicas) and the optimizers are built there, before the first distributed step
+    # (Keras #23085). The loop itself runs outside the scope: Keras then applies the all-reduced
+    # gradients in cross-replica context through the strategy's own update.
+    setup_scope = contextlib.ExitStack()
+    if strategy is not None:
+        setup_scope.enter_context(strategy.scope())
+    if resume_run and is_chief:
         # Statistics of ticks after the snapshot belong to work that is redone now.
         truncate_stats_file(run_dir, cur_nimg / 1000)
         if metric_args:
@@ -636,6 +895,12 @@ def training_loop(
     D_main_reg = _loss_reg_arg(D_loss_func, D_reg_interval, 'D')
     G_loss_state = loss_lib.make_state_variables(G_loss_func)     # e.g. pl_mean
     D_loss_state = loss_lib.make_state_variables(D_loss_func)
+    if strategy is not None:
+        # One value per official GPU (num_gpus slots), as NVIDIA keeps pl_mean per GPU.
+        G_loss_state = {k: tf.Variable(tf.fill([num_gpus], v.numpy()), trainable=False, name=k)
+                        for k, v in G_loss_state.items()}
+        if D_loss_state:
+            raise ValueError(f'{D_loss_func.__name__}: D loss state is not supported under tf.distribute')
     D_augment = None
     if D_augment_args is not None:
         aug_kwargs = dict(D_augment_args)
@@ -652,30 +917,41 @@ def training_loop(
         grid_latents, grid_labels = state['grid_latents'], state['grid_labels']
         for prefix, variables in (('G_loss/', G_loss_state), ('D_loss/', D_loss_state)):
             for key, var in variables.items():
-                if prefix + key in state:
-                    var.assign(state[prefix + key])
+                if prefix + key in state:    # a scalar saved by the one-device loop fills every slot
+                    var.assign(np.broadcast_to(state[prefix + key], var.shape))
         if D_augment is not None and hasattr(D_augment, 'set_state'):
             D_augment.set_state({k[8:]: v for k, v in state.items() if k.startswith('augment/')})
     else:
         grid_reals, grid_labels = training_set.get_minibatch_np(grid[0] * grid[1])
         grid_latents = np_rng.randn(grid[0] * grid[1], latent_size).astype(np.float32)
         rng = tf.random.Generator.from_seed(int(np_rng.randint(1 << 31)))
-        save_image_grid(grid_reals, os.path.join(run_dir, 'reals.png'), drange_data, grid)
+        if is_chief:
+            save_image_grid(grid_reals, os.path.join(run_dir, 'reals.png'), drange_data, grid)
     Gs_run = Network(Gs)
     snapshot_metrics = (SnapshotMetrics(run_dir, dataset_args['tfrecord_dir'], **metric_args)
-                        if metric_args else None)
+                        if metric_args and is_chief else None)
 
     def render_grid(path: str, minibatch: int) -> None:
+        if not is_chief:
+            return
         images = Gs_run.run(grid_latents, grid_labels, is_validation=True, minibatch_size=minibatch)
         save_image_grid(images, path, drange_net, grid)
 
     if state is None:
         render_grid(os.path.join(run_dir, 'fakes_init.png'), 8)
-    steps = TrainSteps(G, D, Gs, G_opt, D_opt,
-                       functools.partial(G_loss_func, **G_loss_kwargs, **_loss_runtime_kwargs(G_loss_func, G_loss_state, rng)),
-                       functools.partial(D_loss_func, **D_loss_kwargs, **_loss_runtime_kwargs(D_loss_func, D_loss_state, rng)),
-                       rng, mirror_augment, drange_data, drange_net, D_augment, G_vars, D_vars)
-    stats = StatsCollector(run_dir)
+    if strategy is None:
+        steps = TrainSteps(G, D, Gs, G_opt, D_opt,
+                           functools.partial(G_loss_func, **G_loss_kwargs, **_loss_runtime_kwargs(G_loss_func, G_loss_state, rng)),
+                           functools.partial(D_loss_func, **D_loss_kwargs, **_loss_runtime_kwargs(D_loss_func, D_loss_state, rng)),
+                           rng, mirror_augment, drange_data, drange_net, D_augment, G_vars, D_vars)
+    else:
+        steps = ShardedSteps(strategy, G, D, Gs, G_opt, D_opt,
+                             functools.partial(G_loss_func, **G_loss_kwargs),
+                             functools.partial(D_loss_func, **D_loss_kwargs),
+                             mirror_augment, drange_data, drange_net, D_augment, G_vars, D_vars,
+                             pl_mean=G_loss_state.get('pl_mean'))
+    setup_scope.close()
+    stats = StatsCollector(run_dir if is_chief else None)
     last_pkl = latest[0] if latest is not None else None
 
     def snapshot_state() -> Dict[str, np.ndarray]:
@@ -759,6 +1035,70 @@ def training_loop(
 
     run_phase = {'D': run_D, 'D_reg': run_D_reg, 'G': run_G, 'G_reg': run_G_reg,
                  'Gs': lambda: steps.update_Gs(ctx.Gs_beta), 'count': count_images}
+
+    # Under a strategy: one compiled call per phase for the whole minibatch. The host draws the
+    # global minibatch (reals and labels in the order of the one-device loop, one step seed per
+    # phase from the saved stream) and gives replica k its contiguous slice of shards.
+    last_D = []
+
+    def per_replica(arrays: Dict[str, tf.Tensor]):
+        rounds, share = ctx.shard_kwargs['rounds'], ctx.shard_kwargs['rounds'] * ctx.sched.minibatch_gpu
+
+        def value(vctx):
+            k = vctx.replica_id_in_sync_group
+            return dict({name: a[k * share:(k + 1) * share] for name, a in arrays.items()},
+                        first=tf.constant(k * rounds, tf.int32))
+        return strategy.experimental_distribute_values_from_function(value)
+
+    def next_seed() -> tf.Tensor:
+        return rng.make_seeds(1)[:, 0]                  # int64 [2]
+
+    def report_phase(label: str, ok, out) -> None:
+        losses = out['loss'].numpy()                     # [shards]
+        bad = losses[~np.isfinite(losses)]
+        _check_finite(f'Loss/{label}/loss', float(bad[0]) if bad.size else 0.0, cur_nimg,
+                      ctx.sched.lod, last_pkl, run_dir)
+        stats.report(f'Loss/{label}/loss', losses)
+        for name, value in out['stats'].items():
+            stats.report(name, value.numpy())
+        name = f'Progress/{label}_update_skipped' if label in ('G', 'D') else f'Progress/{label}_skipped'
+        stats.report(name, 0.0 if bool(ok) else 1.0)
+
+    def sharded_D():
+        images, labels = training_set.get_minibatch_tf()        # [minibatch, C, h, w]
+        seed = next_seed()
+        last_D[:] = [images, labels, seed]
+        ok, out = steps.D_phase(per_replica({'reals': images, 'labels': labels}), ctx.lod_t,
+                                ctx.D_lrate, seed, seed, reg=D_main_reg, **ctx.shard_kwargs)
+        report_phase('D', ok, out)
+        if D_augment is not None and hasattr(D_augment, 'update'):
+            D_augment.update(tf.reshape(out['stats']['Loss/scores/real'], [-1, 1]))
+
+    def sharded_D_reg():
+        # The regulariser sees the last D minibatch as processed for it (same mirror flips).
+        images, labels, reals_seed = last_D
+        ok, out = steps.D_phase(per_replica({'reals': images, 'labels': labels}), ctx.lod_t,
+                                ctx.D_lrate, next_seed(), reals_seed, reg='only',
+                                scale=float(D_reg_interval), **ctx.shard_kwargs)
+        report_phase('D_reg', ok, out)
+
+    def sharded_G(reg, scale: float, label: str):
+        labels, pl_labels = [], []
+        for _shard in range(ctx.shard_kwargs['shards']):      # the one-device loop's draw order
+            labels.append(training_set.get_random_labels_np(ctx.sched.minibatch_gpu))
+            if 'pl_labels' in steps.G_loss_takes:
+                pl_labels.append(training_set.get_random_labels_np(ctx.sched.minibatch_gpu))
+        arrays = {'labels': tf.constant(np.concatenate(labels))}
+        if pl_labels:
+            arrays['pl_labels'] = tf.constant(np.concatenate(pl_labels))
+        ok, out = steps.G_phase(per_replica(arrays), ctx.lod_t, ctx.G_lrate, next_seed(), reg=reg,
+                                scale=scale, **ctx.shard_kwargs)
+        report_phase(label, ok, out)
+
+    if strategy is not None:
+        run_phase.update(D=sharded_D, D_reg=sharded_D_reg,
+                         G=lambda: sharded_G(G_main_reg, 1.0, 'G'),
+                         G_reg=lambda: sharded_G('only', float(G_reg_interval or 1), 'G_reg'))
     phases = step_phases(loop_order, D_repeats)
 
     # Main loop ------------------------------------------------------------------------------
@@ -773,7 +1113,8 @@ def training_loop(
             optimizers.reset_optimizer_state(G_opt)
             optimizers.reset_optimizer_state(D_opt)
         prev_lod = sched.lod
-        training_set.configure(sched.minibatch_gpu, sched.lod)
+        # Under a strategy the host reads the whole minibatch at once and slices it.
+        training_set.configure(sched.minibatch if strategy is not None else sched.minibatch_gpu, sched.lod)
         Gs_beta = 0.5 ** (sched.minibatch / (G_smoothing_kimg * 1000.0)) if G_smoothing_kimg > 0 else 0.0
         # Lazy regularisation (lr already scaled by mb_ratio): the official G_reg_op / D_reg_op
         # share the Adam state with the main step and see the regulariser x interval.
@@ -781,6 +1122,10 @@ def training_loop(
                    Gs_beta=tf.constant(Gs_beta, tf.float32),
                    G_lrate=tf.constant(sched.G_lrate * G_mb_ratio, tf.float32),
                    D_lrate=tf.constant(sched.D_lrate * D_mb_ratio, tf.float32))
+        # Shards of the minibatch: num_gpus official GPUs x their rounds, split over the replicas.
+        shards = sched.rounds * num_gpus
+        ctx.shard_kwargs = dict(rounds=shards // layout.num_replicas, mbg=sched.minibatch_gpu,
+                                slot_rounds=sched.rounds, shards=shards)
 
         for _repeat in range(minibatch_repeats):
             due = {'G_reg': regularization_due(running_mb_counter, G_reg_interval),
@@ -827,9 +1172,10 @@ def training_loop(
         if cur_tick % image_snapshot_ticks == 0 or done:
             render_grid(os.path.join(run_dir, f'fakes{cur_nimg // 1000:06d}.png'), sched.minibatch_gpu)
         if cur_tick % network_snapshot_ticks == 0 or done or cur_tick == 1:
-            last_pkl = write_snapshot(run_dir, cur_nimg // 1000, (G, D, Gs), snapshot_state())
-            if snapshot_metrics is not None:
-                snapshot_metrics.evaluate(Gs_run, cur_nimg / 1000.0, last_pkl, stats)
+            if is_chief:
+                last_pkl = write_snapshot(run_dir, cur_nimg // 1000, (G, D, Gs), snapshot_state())
+                if snapshot_metrics is not None:
+                    snapshot_metrics.evaluate(Gs_run, cur_nimg / 1000.0, last_pkl, stats)
             training_set.close()
             training_set = _open_dataset(dataset_args, random_seed, cur_nimg, reals_augment_args)
         tick_start_time = time.time()
@@ -839,9 +1185,9 @@ def training_loop(
     stats.close()
     training_set.close()
     final_pkl = os.path.join(run_dir, 'network-final.pkl')
-    if last_pkl is not None:
+    if last_pkl is not None and is_chief:
         legacy_pickle.save(tuple(checkpoint.network_states(G, D, Gs)), final_pkl)
-    if mixing_figure and last_pkl is not None:
+    if mixing_figure and last_pkl is not None and is_chief:
         from editing import mixing
         figures = mixing.write_style_mixing_figure(final_pkl, run_dir, log=None)
         print('Style-mixing figures: ' + ', '.join(figures))

@@ -1,0 +1,244 @@
+"""training/distribute.py and the training loop under tf.distribute (issue 19).
+
+The layouts of one minibatch compared here: its shards as rounds on one device, on two replicas
+of a MirroredStrategy over two logical CPU devices, and on two worker processes of a
+MultiWorkerMirroredStrategy on 127.0.0.1. TensorFlow splits a CPU only before it starts, so
+every strategy run is a subprocess of its own.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import NET, OPT, REPO_DIR, assert_same_training_state, make_dataset
+from dnnlib import legacy_pickle
+from training import distribute
+from training import training_loop as tl
+
+DRIVER = """
+import json, sys
+from training import training_loop as tl
+kwargs = json.loads(sys.argv[1])
+print(json.dumps(tl.training_loop(**kwargs)))
+"""
+
+
+@pytest.fixture(scope='module')
+def dataset_dir(tmp_path_factory):
+    return make_dataset(str(tmp_path_factory.mktemp('data_dist') / 'tiny8'))
+
+
+def v2_layout_kwargs(dataset_dir, run_dir, distribute_args, total_kimg=0.032, **overrides):
+    """A StyleGAN2 run with every random element on (noise, style mixing, mirror flips), both
+    lazy regularisers inside the tick, 8 images per minibatch as 2 official GPUs x 2 rounds of
+    2 images: 4 shards. One tick (4 minibatches), a snapshot at its end."""
+    kwargs = dict(
+        run_dir=run_dir,
+        G_args=dict(func_name='G_main', **NET),
+        D_args=dict(func_name='D_stylegan2', fmap_base=32, fmap_max=8),
+        G_opt_args=dict(OPT), D_opt_args=dict(OPT),
+        G_loss_args=dict(func_name='training.loss.G_logistic_ns_pathreg'),
+        D_loss_args=dict(func_name='training.loss.D_logistic_r1', gamma=10.0),
+        dataset_args=dict(tfrecord_dir=dataset_dir),
+        sched_args=dict(lod_initial_resolution='full', minibatch_base=8, minibatch_gpu_base=2,
+                        G_lrate_base=0.002, D_lrate_base=0.002, tick_kimg_base=0.032, tick_kimg_dict={}),
+        grid_args=dict(size='2x1', layout='random'), image_snapshot_ticks=10,
+        total_kimg=total_kimg, network_snapshot_ticks=1, mirror_augment=True,
+        loop_order='v2', G_reg_interval=2, D_reg_interval=2, num_gpus=2,
+        distribute_args=distribute_args)
+    kwargs.update(overrides)
+    return kwargs
+
+
+def _env(**extra):
+    env = dict(os.environ, PYTHONPATH=REPO_DIR, TF_CPP_MIN_LOG_LEVEL='2', CUDA_VISIBLE_DEVICES='-1')
+    env.pop('TF_CONFIG', None)
+    env.update(extra)
+    return env
+
+
+def run_training_process(kwargs, **popen):
+    return subprocess.Popen([sys.executable, '-c', DRIVER, json.dumps(kwargs)], cwd=REPO_DIR,
+                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **popen)
+
+
+def finish(proc, timeout=900):
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err[-3000:]
+    return out
+
+
+def free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(('127.0.0.1', 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def assert_close_networks(run_a, run_b, kimg, rtol=1e-5):
+    """Every variable of (G, D, Gs) within rtol of the largest magnitude of that variable."""
+    nets_a = legacy_pickle.load(tl.snapshot_paths(run_a, kimg)[0])
+    nets_b = legacy_pickle.load(tl.snapshot_paths(run_b, kimg)[0])
+    for a, b in zip(nets_a, nets_b):
+        va, vb = a.all_variables(), b.all_variables()
+        assert list(va) == list(vb)
+        for name in va:
+            scale = max(float(np.abs(va[name]).max()), 1e-30)
+            np.testing.assert_allclose(va[name], vb[name], rtol=0, atol=rtol * scale,
+                                       err_msg=f'{a.name}/{name}')
+
+
+# ------------------------------------------------------------------------------------------------
+# Options and strategy creation.
+
+def test_parse_workers_and_resolve():
+    assert distribute.parse_workers('a:1, b:2') == ['a:1', 'b:2']
+    for bad, msg in (('a', 'not host:port'), ('a:x', 'not host:port'), ('a:1,a:1', 'listed twice'), ('', 'expected')):
+        with pytest.raises(distribute.DistributeError, match=msg):
+            distribute.parse_workers(bad)
+    assert distribute.resolve(use_tf_config=False) is None
+    assert distribute.resolve(gpus=2, use_tf_config=False) == {'gpus': 2}
+    assert distribute.resolve(cpu_devices=2, use_tf_config=False) == {'cpu_devices': 2}
+    with pytest.raises(distribute.DistributeError, match='--gpus and --cpu-devices'):
+        distribute.resolve(gpus=1, cpu_devices=2)
+    with pytest.raises(distribute.DistributeError, match='--workers and --worker-index go together'):
+        distribute.resolve(workers=['a:1', 'b:2'])
+    with pytest.raises(distribute.DistributeError, match='--worker-index 2: must be in 0..1'):
+        distribute.resolve(workers=['a:1', 'b:2'], worker_index=2)
+    with pytest.raises(distribute.DistributeError, match='a worker uses its CPU as one device'):
+        distribute.resolve(cpu_devices=2, workers=['a:1', 'b:2'], worker_index=0)
+    args = distribute.resolve(gpus=4, workers=['a:1', 'b:2'], worker_index=1)
+    layout = distribute.layout_of(args)
+    assert (layout.num_replicas, layout.is_chief) == (8, False)
+    assert distribute.layout_of(None).num_replicas == 1 and distribute.layout_of(None).is_chief
+
+
+def test_tf_config(monkeypatch):
+    monkeypatch.setenv('TF_CONFIG', json.dumps({'cluster': {'worker': ['h0:1', 'h1:2']},
+                                                'task': {'type': 'worker', 'index': 1}}))
+    args = distribute.resolve(gpus=2)
+    assert args == {'gpus': 2, 'tf_config': True, 'workers': ['h0:1', 'h1:2'], 'worker_index': 1}
+    assert distribute.layout_of(args).num_replicas == 4
+    # --workers on the command line wins over TF_CONFIG.
+    assert distribute.resolve(workers=['x:1'], worker_index=0)['workers'] == ['x:1']
+    monkeypatch.setenv('TF_CONFIG', json.dumps({'cluster': {'chief': ['h:1'], 'worker': ['h0:1']},
+                                                'task': {'type': 'worker', 'index': 0}}))
+    with pytest.raises(distribute.DistributeError, match='only a cluster of "worker" tasks'):
+        distribute.resolve()
+    monkeypatch.setenv('TF_CONFIG', '{"cluster": 3}')
+    with pytest.raises(distribute.DistributeError, match='TF_CONFIG: expected'):
+        distribute.resolve()
+
+
+def test_too_many_gpus_says_how_many_exist():
+    have = len(tf.config.list_physical_devices('GPU'))
+    with pytest.raises(distribute.DistributeError,
+                       match=rf'--gpus {have + 1}: this machine has {have} GPUs? visible'):
+        distribute._local_devices({'gpus': have + 1})
+
+
+def test_cpu_split_after_tensorflow_started_is_refused():
+    tf.constant(1.0) + 1.0                        # the runtime of this process is running
+    with pytest.raises(distribute.DistributeError, match='--cpu-devices 3: TensorFlow was already started'):
+        distribute.split_cpu(3)
+
+
+def test_shard_random_depends_on_seed_shard_and_draw_order_only():
+    seed = tf.constant([5, 6], tf.int64)
+    a, b = tl.ShardRandom(seed, 3), tl.ShardRandom(seed, 3)
+    x = [a.normal([4]), a.uniform([4], 0, 10, dtype=tf.int32), a.uniform([2, 2])]
+    y = [b.normal([4]), b.uniform([4], 0, 10, dtype=tf.int32), b.uniform([2, 2])]
+    for u, v in zip(x, y):
+        np.testing.assert_array_equal(u.numpy(), v.numpy())
+    assert not np.array_equal(x[0].numpy(), tl.ShardRandom(seed, 4).normal([4]).numpy())
+    assert not np.array_equal(x[0].numpy(), tl.ShardRandom(tf.constant([5, 7], tf.int64), 3).normal([4]).numpy())
+    assert not np.array_equal(x[0].numpy(), x[2].numpy().ravel())
+    # The same numbers inside a tf.function (the compiled steps draw there).
+    f = tf.function(lambda s: tl.ShardRandom(seed, s).normal([4]))
+    np.testing.assert_array_equal(f(tf.constant(3)).numpy(), x[0].numpy())
+
+
+def test_num_gpus_must_be_a_multiple_of_the_replicas(dataset_dir, tmp_path):
+    proc = run_training_process(v2_layout_kwargs(dataset_dir, str(tmp_path), {'cpu_devices': 2},
+                                                 num_gpus=1))
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    assert 'num_gpus 1: the minibatch preset must be for a multiple of the 2 replicas' in err
+    assert os.listdir(tmp_path) == []
+
+
+# ------------------------------------------------------------------------------------------------
+# Same numbers whatever the layout.
+
+def test_one_tick_gives_the_same_weights_in_every_layout(dataset_dir, tmp_path):
+    rounds_dir, replicas_dir = str(tmp_path / 'rounds'), str(tmp_path / 'replicas')
+    chief_dir, other_dir = str(tmp_path / 'chief'), str(tmp_path / 'worker1')
+    for d in (rounds_dir, replicas_dir, chief_dir, other_dir):
+        os.makedirs(d)
+    workers = [f'127.0.0.1:{p}' for p in free_ports(2)]
+    # Four processes: the shards as rounds on one device, on two replicas, on two workers.
+    procs = [run_training_process(v2_layout_kwargs(dataset_dir, rounds_dir, {'cpu_devices': 1})),
+             run_training_process(v2_layout_kwargs(dataset_dir, replicas_dir, {'cpu_devices': 2}))]
+    procs += [run_training_process(v2_layout_kwargs(dataset_dir, d, {'workers': workers, 'worker_index': i}))
+              for i, d in enumerate((chief_dir, other_dir))]
+    summaries = [json.loads(finish(p).strip().splitlines()[-1]) for p in procs]
+    assert [s['ticks'] for s in summaries] == [1, 1, 1, 1]
+    for other in (replicas_dir, chief_dir):
+        assert_close_networks(rounds_dir, other, 0)
+    # In fact the sums are order-independent (float64), so the layouts agree bit for bit,
+    # training state included (Adam moments, per-GPU pl_mean, random streams).
+    assert_same_training_state(rounds_dir, replicas_dir, 0)
+    assert_same_training_state(rounds_dir, chief_dir, 0)
+    with np.load(tl.snapshot_paths(rounds_dir, 0)[1]) as f:
+        pl_mean = f['G_loss/pl_mean']
+    assert pl_mean.shape == (2,) and np.all(pl_mean > 0) and pl_mean[0] != pl_mean[1]   # one per GPU
+    # The second worker wrote nothing.
+    assert os.listdir(other_dir) == []
+
+
+# ------------------------------------------------------------------------------------------------
+# Exact resume under a strategy: kill -9 of a two-replica run, resumed in a new process, equals
+# an uninterrupted two-replica run bit for bit.
+
+def two_replica_kill_kwargs(dataset_dir, run_dir):
+    """The short kill test's tiny 4x4 run (no growing, no R1), as 2 GPUs on 2 logical CPUs."""
+    from test_training_loop import short_kill_kwargs
+    return dict(short_kill_kwargs(dataset_dir, run_dir), num_gpus=2,
+                distribute_args={'cpu_devices': 2})
+
+
+def test_sigkill_then_resume_two_replicas_short(dataset_dir, tmp_path):
+    from test_training_loop import kill_and_resume
+    ref_dir, run_dir = str(tmp_path / '00000-reference'), str(tmp_path / '00001-killed')
+    os.makedirs(ref_dir)
+    os.makedirs(run_dir)
+    kwargs = two_replica_kill_kwargs(dataset_dir, run_dir)
+    kill_and_resume(kwargs, max_delay=0.5,
+                    meanwhile=lambda: finish(run_training_process(dict(kwargs, run_dir=ref_dir))))
+    assert os.path.isfile(tl.snapshot_paths(ref_dir, 1)[0])
+    assert_same_training_state(ref_dir, run_dir, 1)
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_two_replicas_stylegan2(dataset_dir, tmp_path):
+    """The StyleGAN2 layout run (R1, path length with per-GPU pl_mean, noise, mixing, mirror)
+    over two ticks of 0.512 kimg, killed at a random moment after its first snapshot."""
+    from test_training_loop import kill_and_resume
+    ref_dir, run_dir = str(tmp_path / '00000-reference'), str(tmp_path / '00001-killed')
+    os.makedirs(ref_dir)
+    os.makedirs(run_dir)
+    kwargs = v2_layout_kwargs(dataset_dir, run_dir, {'cpu_devices': 2}, total_kimg=1.0)
+    kwargs['sched_args'] = dict(kwargs['sched_args'], tick_kimg_base=0.512)
+    kill_and_resume(kwargs, max_delay=10.0,
+                    meanwhile=lambda: finish(run_training_process(dict(kwargs, run_dir=ref_dir))))
+    assert_same_training_state(ref_dir, run_dir, 1)
