@@ -964,16 +964,18 @@ def load(path_or_file: Union[str, os.PathLike, BinaryIO]) -> Any:
         ) from e
 
 
-def iter_networks(obj: Any):
-    """Yields every top-level NetworkState in a loaded object (tuple, list, dict or single)."""
-    if isinstance(obj, NetworkState):
+def iter_networks(obj: Any, kind: type = None):
+    """Yields every top-level network in a loaded object (tuple, list, dict or single): each
+    instance of ``kind`` (default NetworkState; legacy_tf passes its live Network class)."""
+    kind = NetworkState if kind is None else kind
+    if isinstance(obj, kind):
         yield obj
     elif isinstance(obj, (tuple, list)):
         for o in obj:
-            yield from iter_networks(o)
+            yield from iter_networks(o, kind)
     elif isinstance(obj, dict):
         for o in obj.values():
-            yield from iter_networks(o)
+            yield from iter_networks(o, kind)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ noise inputs, minibatch standard deviation) converts explicitly.
 import numpy as np
 import tensorflow as tf
 
-from dnnlib import EasyDict
+from legacy_tf import networks_common
 from legacy_tf import tflib
 
 v1 = tf.compat.v1
@@ -76,17 +76,7 @@ def _downscale2d(x, factor=2):
     return tf.nn.avg_pool2d(x, ksize=factor, strides=factor, padding='VALID')
 
 
-def _get_weight(shape, gain=np.sqrt(2), use_wscale=True, lrmul=1.0):
-    """Creates 'weight' and returns its runtime value (equalized learning rate, spec 2.1)."""
-    fan_in = np.prod(shape[:-1])
-    he_std = gain / np.sqrt(fan_in)
-    if use_wscale:
-        init_std, runtime_coef = 1.0 / lrmul, he_std * lrmul
-    else:
-        init_std, runtime_coef = he_std / lrmul, lrmul
-    w = v1.get_variable('weight', shape=shape,
-                        initializer=v1.initializers.random_normal(0, float(init_std)))
-    return w * float(runtime_coef)
+_get_weight = networks_common.get_weight
 
 
 def _dense(x, fmaps, **kwargs):
@@ -252,66 +242,13 @@ def G_style(latents_in, labels_in, truncation_psi=0.7, truncation_cutoff=8,
     Returns:
         images_out [N, C, R, R].
     """
-    if is_training and is_validation:
-        raise ValueError('G_style: is_training and is_validation are mutually exclusive')
-    components = EasyDict() if components is None else components
-    if is_validation:
-        truncation_psi, truncation_cutoff = truncation_psi_val, truncation_cutoff_val
-    py = lambda v: v is not None and not tflib.is_tf_expression(v)   # a plain Python value
-    if is_training or (py(truncation_psi) and truncation_psi == 1):
-        truncation_psi = None
-    if is_training or (py(truncation_cutoff) and truncation_cutoff <= 0):
-        truncation_cutoff = None
-    if not is_training or (py(dlatent_avg_beta) and dlatent_avg_beta == 1):
-        dlatent_avg_beta = None
-    if not is_training or (py(style_mixing_prob) and style_mixing_prob <= 0):
-        style_mixing_prob = None
-
-    # Components (created once, in the template graph).
-    if 'synthesis' not in components:
-        components.synthesis = tflib.Network('G_synthesis', func_name=G_synthesis, **kwargs)
-    num_layers = components.synthesis.input_shape[1]
-    dlatent_size = components.synthesis.input_shape[2]
-    if 'mapping' not in components:
-        components.mapping = tflib.Network('G_mapping', func_name=G_mapping,
-                                           dlatent_broadcast=num_layers, **kwargs)
-    latents_in.set_shape(components.mapping.input_shapes[0])
-    labels_in.set_shape(components.mapping.input_shapes[1])
-
-    lod_in = v1.get_variable('lod', initializer=np.float32(0), trainable=False)
-    dlatent_avg = v1.get_variable('dlatent_avg', shape=[dlatent_size],
-                                  initializer=v1.initializers.zeros(), trainable=False)
-
-    # [N, L, D]
-    dlatents = components.mapping.get_output_for(latents_in, labels_in, **kwargs)
-
-    if dlatent_avg_beta is not None:
-        # Tracked W average; a control dependency of every training forward pass.
-        with v1.variable_scope('DlatentAvg'):
-            batch_avg = tf.reduce_mean(dlatents[:, 0], axis=0)
-            update_op = v1.assign(dlatent_avg, tflib.lerp(batch_avg, dlatent_avg, dlatent_avg_beta))
-            with tf.control_dependencies([update_op]):
-                dlatents = tf.identity(dlatents)
-
-    if style_mixing_prob is not None:
-        with tf.name_scope('StyleMix'):
-            latents2 = v1.random_normal(tf.shape(latents_in))
-            dlatents2 = components.mapping.get_output_for(latents2, labels_in, **kwargs)
-            layer_idx = np.arange(num_layers)[np.newaxis, :, np.newaxis]
-            cur_layers = num_layers - tf.cast(lod_in, tf.int32) * 2
-            mixing_cutoff = tf.cond(
-                v1.random_uniform([], 0.0, 1.0) < style_mixing_prob,
-                lambda: v1.random_uniform([], 1, cur_layers, dtype=tf.int32),
-                lambda: cur_layers)
-            mask = tf.broadcast_to(layer_idx < mixing_cutoff, tf.shape(dlatents))
-            dlatents = tf.where(mask, dlatents, dlatents2)
-
-    if truncation_psi is not None and truncation_cutoff is not None:
-        with v1.variable_scope('Truncation'):
-            layer_idx = np.arange(num_layers)[np.newaxis, :, np.newaxis]
-            ones = np.ones(layer_idx.shape, dtype=np.float32)
-            coefs = tf.where(layer_idx < truncation_cutoff, truncation_psi * ones, ones)
-            dlatents = tflib.lerp(dlatent_avg, dlatents, coefs)
+    components, lod_in, dlatents = networks_common.generator_dlatents(
+        'G_style', latents_in, labels_in, kwargs, synthesis_func=G_synthesis,
+        mapping_func=G_mapping, truncation_psi=truncation_psi,
+        truncation_cutoff=truncation_cutoff, truncation_psi_val=truncation_psi_val,
+        truncation_cutoff_val=truncation_cutoff_val, dlatent_avg_beta=dlatent_avg_beta,
+        style_mixing_prob=style_mixing_prob, is_training=is_training,
+        is_validation=is_validation, components=components)
 
     # G's lod drives the synthesis network: copy it before synthesis runs.
     synthesis_kwargs = dict(kwargs)
@@ -334,26 +271,11 @@ def G_mapping(latents_in, labels_in, latent_size=512, label_size=0, dlatent_size
     """Mapping network z -> w (spec 3.2); dlatents_out [N, dlatent_broadcast, D] or [N, D]."""
     _check_dtype(dtype)
     act, gain = _activation(mapping_nonlinearity)
-    latents_in.set_shape([None, latent_size])
-    labels_in.set_shape([None, label_size])
-    x = latents_in                                                     # [N, latent_size]
-
-    if label_size:
-        with v1.variable_scope('LabelConcat'):
-            w = v1.get_variable('weight', shape=[label_size, latent_size],
-                                initializer=v1.initializers.random_normal())
-            x = tf.concat([x, tf.matmul(labels_in, w)], axis=1)
-    if normalize_latents:
-        x = _pixel_norm(x)
-    for layer_idx in range(mapping_layers):
-        with v1.variable_scope(f'Dense{layer_idx}'):
-            fmaps = dlatent_size if layer_idx == mapping_layers - 1 else mapping_fmaps
-            x = _dense(x, fmaps=fmaps, gain=gain, use_wscale=use_wscale, lrmul=mapping_lrmul)
-            x = act(_apply_bias(x, lrmul=mapping_lrmul))
-    if dlatent_broadcast is not None:
-        with v1.variable_scope('Broadcast'):
-            x = tf.tile(x[:, np.newaxis], [1, dlatent_broadcast, 1])
-    return tf.identity(x, name='dlatents_out')
+    dense_act = lambda x, fmaps: act(_apply_bias(_dense(
+        x, fmaps=fmaps, gain=gain, use_wscale=use_wscale, lrmul=mapping_lrmul), lrmul=mapping_lrmul))
+    return networks_common.mapping_network(
+        latents_in, labels_in, latent_size, label_size, dlatent_size, dlatent_broadcast,
+        mapping_layers, mapping_fmaps, _pixel_norm if normalize_latents else None, dense_act)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -487,12 +409,8 @@ def D_basic(images_in, labels_in, num_channels=1, resolution=32, label_size=0, f
     structure = _check_structure(structure, is_template_graph)
     act, gain = _activation(nonlinearity)
     blur = lambda x: _blur2d(x, blur_filter) if blur_filter else x
-    images_in.set_shape([None, num_channels, resolution, resolution])
-    labels_in.set_shape([None, label_size])
-    images = _nhwc(images_in)                                          # [N, R, R, C]
-
-    lod_in = v1.get_variable('lod', initializer=np.float32(0), trainable=False)
-    lod_in = tf.identity(lod_in)
+    images, lod_in = networks_common.progressive_d_inputs(images_in, labels_in, num_channels,
+                                                          resolution, label_size)
 
     def fromrgb(x, res):
         with v1.variable_scope(f'FromRGB_lod{res_log2 - res}'):
@@ -525,16 +443,8 @@ def D_basic(images_in, labels_in, num_channels=1, resolution=32, label_size=0, f
             return x
 
     if structure == 'linear':
-        img = images
-        x = fromrgb(img, res_log2)
-        for res in range(res_log2, 2, -1):
-            lod = res_log2 - res
-            x = block(res, x)
-            img = _downscale2d(img)
-            y = fromrgb(img, res - 1)
-            with v1.variable_scope(f'Grow_lod{lod}'):
-                x = tflib.lerp_clip(x, y, lod_in - lod)
-        scores_out = block(2, x)
+        scores_out = block(2, networks_common.discriminator_linear(
+            images, block, fromrgb, lambda img, _lod: _downscale2d(img), lod_in, res_log2))
     else:
         scores_out = block(2, _discriminator_recursive(images, block, fromrgb, lod_in, res_log2))
 

@@ -24,7 +24,7 @@ explicitly.
 import numpy as np
 import tensorflow as tf
 
-from dnnlib import EasyDict
+from legacy_tf import networks_common
 from legacy_tf import networks_stylegan as _sg1
 from legacy_tf import tflib
 from legacy_tf.tflib import ops
@@ -81,17 +81,7 @@ def _progressive_structure(structure, clean_graph):
 # Layers (NHWC activations, gain 1 everywhere; spec 2.1 and 4.1).
 
 
-def _get_weight(shape, gain=1, use_wscale=True, lrmul=1, weight_var='weight'):
-    """Creates the weight variable and returns its runtime value (equalized learning rate)."""
-    fan_in = np.prod(shape[:-1])
-    he_std = gain / np.sqrt(fan_in)
-    if use_wscale:
-        init_std, runtime_coef = 1.0 / lrmul, he_std * lrmul
-    else:
-        init_std, runtime_coef = he_std / lrmul, lrmul
-    w = v1.get_variable(weight_var, shape=shape,
-                        initializer=v1.initializers.random_normal(0, float(init_std)))
-    return w * float(runtime_coef)
+_get_weight = networks_common.get_weight     # callers pass gain (1 in StyleGAN2)
 
 
 def _dense_layer(x, fmaps, gain=1, use_wscale=True, lrmul=1, weight_var='weight'):
@@ -206,6 +196,27 @@ def _add_noise(x, noise_var, randomize_noise):
     return x + noise * noise_strength
 
 
+def _synthesis_layer_func(dlatents_in, num_layers, randomize_noise, act, **conv_kwargs):
+    """Creates the noise inputs (_noise_inputs) and returns ``layer(x, layer_idx, fmaps, kernel,
+    up=False)``: modulated conv with style row ``layer_idx`` -> noise -> bias + act, the layer
+    of both synthesis networks. conv_kwargs: resample_kernel, fused_modconv."""
+    noise_inputs = _noise_inputs(num_layers)
+
+    def layer(x, layer_idx, fmaps, kernel, up=False):
+        x = _modulated_conv2d_layer(x, dlatents_in[:, layer_idx], fmaps=fmaps, kernel=kernel,
+                                    up=up, **conv_kwargs)
+        x = _add_noise(x, noise_inputs[layer_idx], randomize_noise)
+        return _apply_bias_act(x, act=act)
+    return layer
+
+
+def _resnet_skip(x, t, fmaps, resample_kernel, **up_or_down):
+    """'resnet' blocks: (x + the block input t through a resampling 1x1 conv 'Skip') / sqrt(2)."""
+    with v1.variable_scope('Skip'):
+        t = _conv2d_layer(t, fmaps=fmaps, kernel=1, resample_kernel=resample_kernel, **up_or_down)
+        return (x + t) * (1 / np.sqrt(2))
+
+
 def _const_input(dlatents_in, channels):
     """4x4/Const/const [1, C, 4, 4] (init N(0, 1)) tiled over the batch; NHWC out."""
     with v1.variable_scope('Const'):
@@ -253,76 +264,16 @@ def G_main(latents_in, labels_in, truncation_psi=0.5, truncation_cutoff=None,
     Returns:
         images_out [N, C, R, R] (and dlatents_out [N, L, D] with return_dlatents).
     """
-    if is_training and is_validation:
-        raise ValueError('G_main: is_training and is_validation are mutually exclusive')
-    components = EasyDict() if components is None else components
-    if is_validation:
-        truncation_psi, truncation_cutoff = truncation_psi_val, truncation_cutoff_val
-    py = lambda v: v is not None and not tflib.is_tf_expression(v)   # a plain Python value
-    if is_training or (py(truncation_psi) and truncation_psi == 1):
-        truncation_psi = None
-    if is_training:
-        truncation_cutoff = None
-    if not is_training or (py(dlatent_avg_beta) and dlatent_avg_beta == 1):
-        dlatent_avg_beta = None
-    if not is_training or (py(style_mixing_prob) and style_mixing_prob <= 0):
-        style_mixing_prob = None
-
-    # Components (created once, in the template graph), named as in the official pickles.
-    if 'synthesis' not in components:
-        components.synthesis = tflib.Network(
-            'G_synthesis', func_name=_component_func(synthesis_func, 'synthesis_func'), **kwargs)
-    num_layers = components.synthesis.input_shape[1]
-    dlatent_size = components.synthesis.input_shape[2]
-    if 'mapping' not in components:
-        components.mapping = tflib.Network(
-            'G_mapping', func_name=_component_func(mapping_func, 'mapping_func'),
-            dlatent_broadcast=num_layers, **kwargs)
-    latents_in.set_shape(components.mapping.input_shapes[0])
-    labels_in.set_shape(components.mapping.input_shapes[1])
-
-    lod_in = v1.get_variable('lod', initializer=np.float32(0), trainable=False)
-    dlatent_avg = v1.get_variable('dlatent_avg', shape=[dlatent_size],
-                                  initializer=v1.initializers.zeros(), trainable=False)
-
-    # [N, L, D]
-    dlatents = components.mapping.get_output_for(latents_in, labels_in, is_training=is_training,
-                                                 **kwargs)
-    dlatents = tf.cast(dlatents, tf.float32)
-
-    if dlatent_avg_beta is not None:
-        # Tracked W average; a control dependency of every training forward pass.
-        with v1.variable_scope('DlatentAvg'):
-            batch_avg = tf.reduce_mean(dlatents[:, 0], axis=0)
-            update_op = v1.assign(dlatent_avg, tflib.lerp(batch_avg, dlatent_avg, dlatent_avg_beta))
-            with tf.control_dependencies([update_op]):
-                dlatents = tf.identity(dlatents)
-
-    if style_mixing_prob is not None:
-        with v1.variable_scope('StyleMix'):
-            latents2 = v1.random_normal(tf.shape(latents_in))
-            dlatents2 = components.mapping.get_output_for(latents2, labels_in,
-                                                          is_training=is_training, **kwargs)
-            dlatents2 = tf.cast(dlatents2, tf.float32)
-            layer_idx = np.arange(num_layers)[np.newaxis, :, np.newaxis]
-            cur_layers = num_layers - tf.cast(lod_in, tf.int32) * 2
-            mixing_cutoff = tf.cond(
-                v1.random_uniform([], 0.0, 1.0) < style_mixing_prob,
-                lambda: v1.random_uniform([], 1, cur_layers, dtype=tf.int32),
-                lambda: cur_layers)
-            mask = tf.broadcast_to(layer_idx < mixing_cutoff, tf.shape(dlatents))
-            dlatents = tf.where(mask, dlatents, dlatents2)
-
-    if truncation_psi is not None:
-        # psi on rows < cutoff (all rows when the cutoff is None), 1 elsewhere.
-        with v1.variable_scope('Truncation'):
-            layer_idx = np.arange(num_layers)[np.newaxis, :, np.newaxis]
-            ones = np.ones(layer_idx.shape, dtype=np.float32)
-            if truncation_cutoff is None:
-                coefs = truncation_psi * ones
-            else:
-                coefs = tf.where(layer_idx < truncation_cutoff, truncation_psi * ones, ones)
-            dlatents = tflib.lerp(dlatent_avg, dlatents, coefs)
+    components, lod_in, dlatents = networks_common.generator_dlatents(
+        'G_main', latents_in, labels_in, kwargs,
+        synthesis_func=_component_func(synthesis_func, 'synthesis_func'),
+        mapping_func=_component_func(mapping_func, 'mapping_func'),
+        truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+        truncation_psi_val=truncation_psi_val, truncation_cutoff_val=truncation_cutoff_val,
+        dlatent_avg_beta=dlatent_avg_beta, style_mixing_prob=style_mixing_prob,
+        is_training=is_training, is_validation=is_validation, components=components,
+        mapping_kwargs=dict(kwargs, is_training=is_training), cutoff_none_means_all=True,
+        style_mix_scope=v1.variable_scope)
 
     # G's lod drives a progressive synthesis network (configs b-d); stylegan2 synthesis has none.
     deps = []
@@ -348,27 +299,15 @@ def G_mapping(latents_in, labels_in, latent_size=512, label_size=0, dlatent_size
     b*lrmul)``; dlatents_out [N, dlatent_broadcast, D] or [N, D]."""
     _check_dtype(dtype)
     act = _check_act(mapping_nonlinearity)
-    latents_in.set_shape([None, latent_size])
-    labels_in.set_shape([None, label_size])
-    x = latents_in                                                     # [N, latent_size]
 
-    if label_size:
-        with v1.variable_scope('LabelConcat'):
-            w = v1.get_variable('weight', shape=[label_size, latent_size],
-                                initializer=v1.initializers.random_normal())
-            x = tf.concat([x, tf.matmul(labels_in, w)], axis=1)
-    if normalize_latents:
+    def normalize(x):
         with v1.variable_scope('Normalize'):
-            x = x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), axis=1, keepdims=True) + 1e-8)
-    for layer_idx in range(mapping_layers):
-        with v1.variable_scope(f'Dense{layer_idx}'):
-            fmaps = dlatent_size if layer_idx == mapping_layers - 1 else mapping_fmaps
-            x = _dense_layer(x, fmaps=fmaps, lrmul=mapping_lrmul)
-            x = _apply_bias_act(x, act=act, lrmul=mapping_lrmul)
-    if dlatent_broadcast is not None:
-        with v1.variable_scope('Broadcast'):
-            x = tf.tile(x[:, np.newaxis], [1, dlatent_broadcast, 1])
-    return tf.identity(x, name='dlatents_out')
+            return x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), axis=1, keepdims=True) + 1e-8)
+    dense_act = lambda x, fmaps: _apply_bias_act(_dense_layer(x, fmaps=fmaps, lrmul=mapping_lrmul),
+                                                 act=act, lrmul=mapping_lrmul)
+    return networks_common.mapping_network(
+        latents_in, labels_in, latent_size, label_size, dlatent_size, dlatent_broadcast,
+        mapping_layers, mapping_fmaps, normalize if normalize_latents else None, dense_act)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -393,15 +332,8 @@ def G_synthesis_stylegan2(dlatents_in, dlatent_size=512, num_channels=3, resolut
     act = _check_act(nonlinearity)
     num_layers = res_log2 * 2 - 2
     dlatents_in.set_shape([None, num_layers, dlatent_size])
-    noise_inputs = _noise_inputs(num_layers)
-
-    def layer(x, layer_idx, fmaps, kernel, up=False):
-        # modconv -> noise -> bias + lrelu * sqrt(2)
-        x = _modulated_conv2d_layer(x, dlatents_in[:, layer_idx], fmaps=fmaps, kernel=kernel,
-                                    up=up, resample_kernel=resample_kernel,
-                                    fused_modconv=fused_modconv)
-        x = _add_noise(x, noise_inputs[layer_idx], randomize_noise)
-        return _apply_bias_act(x, act=act)
+    layer = _synthesis_layer_func(dlatents_in, num_layers, randomize_noise, act,
+                                  resample_kernel=resample_kernel, fused_modconv=fused_modconv)
 
     def block(x, res):
         # [N, H, W, nf(res-2)] -> [N, 2H, 2W, nf(res-1)]
@@ -411,10 +343,7 @@ def G_synthesis_stylegan2(dlatents_in, dlatent_size=512, num_channels=3, resolut
         with v1.variable_scope('Conv1'):
             x = layer(x, res * 2 - 4, fmaps=nf(res - 1), kernel=3)
         if architecture == 'resnet':
-            with v1.variable_scope('Skip'):
-                t = _conv2d_layer(t, fmaps=nf(res - 1), kernel=1, up=True,
-                                  resample_kernel=resample_kernel)
-                x = (x + t) * (1 / np.sqrt(2))
+            x = _resnet_skip(x, t, nf(res - 1), resample_kernel, up=True)
         return x
 
     def torgb(x, y, res):
@@ -474,14 +403,8 @@ def G_synthesis_stylegan_revised(dlatents_in, dlatent_size=512, num_channels=3, 
 
     lod_in = v1.get_variable('lod', initializer=np.float32(0), trainable=False)
     lod_in = tf.identity(lod_in)     # read once, after any control dependency of the caller
-    noise_inputs = _noise_inputs(num_layers)
-
-    def layer(x, layer_idx, fmaps, kernel, up=False):
-        x = _modulated_conv2d_layer(x, dlatents_in[:, layer_idx], fmaps=fmaps, kernel=kernel,
-                                    up=up, resample_kernel=resample_kernel,
-                                    fused_modconv=fused_modconv)
-        x = _add_noise(x, noise_inputs[layer_idx], randomize_noise)
-        return _apply_bias_act(x, act=act)
+    layer = _synthesis_layer_func(dlatents_in, num_layers, randomize_noise, act,
+                                  resample_kernel=resample_kernel, fused_modconv=fused_modconv)
 
     def block_4x4():
         with v1.variable_scope('4x4'):
@@ -571,10 +494,7 @@ def D_stylegan2(images_in, labels_in, num_channels=3, resolution=1024, label_siz
             x = _apply_bias_act(_conv2d_layer(x, fmaps=nf(res - 2), kernel=3, down=True,
                                               resample_kernel=resample_kernel), act=act)
         if architecture == 'resnet':
-            with v1.variable_scope('Skip'):
-                t = _conv2d_layer(t, fmaps=nf(res - 2), kernel=1, down=True,
-                                  resample_kernel=resample_kernel)
-                x = (x + t) * (1 / np.sqrt(2))
+            x = _resnet_skip(x, t, nf(res - 2), resample_kernel, down=True)
         return x
 
     x = None
@@ -612,12 +532,8 @@ def D_stylegan(images_in, labels_in, num_channels=3, resolution=1024, label_size
     nf = _nf_func(fmap_base, fmap_decay, fmap_min, fmap_max)
     act = _check_act(nonlinearity)
     structure = _progressive_structure(structure, is_template_graph)
-    images_in.set_shape([None, num_channels, resolution, resolution])
-    labels_in.set_shape([None, label_size])
-    images = _nhwc(images_in)                                          # [N, R, R, C]
-
-    lod_in = v1.get_variable('lod', initializer=np.float32(0), trainable=False)
-    lod_in = tf.identity(lod_in)
+    images, lod_in = networks_common.progressive_d_inputs(images_in, labels_in, num_channels,
+                                                          resolution, label_size)
 
     def fromrgb(x, res):
         with v1.variable_scope(f'FromRGB_lod{res_log2 - res}'):
@@ -637,16 +553,11 @@ def D_stylegan(images_in, labels_in, num_channels=3, resolution=1024, label_size
         for res in range(res_log2, 2, -1):
             x = block(res, x)
     elif structure == 'linear':
-        img = images
-        x = fromrgb(img, res_log2)
-        for res in range(res_log2, 2, -1):
-            lod = res_log2 - res
-            x = block(res, x)
+        def downsample(img, lod):
             with v1.variable_scope(f'Downsample_lod{lod}'):
-                img = ops.downsample_2d(img, data_format='NHWC')
-            y = fromrgb(img, res - 1)
-            with v1.variable_scope(f'Grow_lod{lod}'):
-                x = tflib.lerp_clip(x, y, lod_in - lod)
+                return ops.downsample_2d(img, data_format='NHWC')
+        x = networks_common.discriminator_linear(images, block, fromrgb, downsample, lod_in,
+                                                 res_log2)
     else:
         x = _sg1._discriminator_recursive(images, lambda res, t: block(res, t), fromrgb, lod_in,
                                           res_log2)

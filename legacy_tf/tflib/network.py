@@ -773,17 +773,6 @@ def _handle_legacy_output_transforms(output_transform, dynamic_kwargs):
     return transform, kwargs
 
 
-def _networks_in(obj: Any):
-    if isinstance(obj, Network):
-        yield obj
-    elif isinstance(obj, (tuple, list)):
-        for o in obj:
-            yield from _networks_in(o)
-    elif isinstance(obj, dict):
-        for o in obj.values():
-            yield from _networks_in(o)
-
-
 def _map_networks(obj: Any, fn: Callable) -> Any:
     if isinstance(obj, (Network, legacy_pickle.NetworkState)):
         return fn(obj)
@@ -830,7 +819,7 @@ def save_pkl(obj: Any, path: Any) -> None:
     version 3 for StyleGAN networks); ``build_module_src`` keeps the text of the file a network
     was loaded from, else ``dnnlib.legacy_pickle.PLACEHOLDER_MODULE_SRC``.
     """
-    if not any(True for _ in _networks_in(obj)):
+    if not any(True for _ in legacy_pickle.iter_networks(obj, Network)):
         raise ValueError('save_pkl: the object holds no legacy_tf Network')
     legacy_pickle.save(_map_networks(obj, lambda n: n.to_state()
                                      if isinstance(n, Network) else n), path)
