@@ -63,9 +63,10 @@ def run_or_report(script: str, work: Callable[[], object],
     return 0
 
 
-def add_mixing_arguments(p) -> None:
-    """Adds the options both mixing scripts share to an ``argparse`` parser."""
-    p.add_argument('--dst-seeds', required=True,
+def add_mixing_arguments(p, dst_required: bool = True) -> None:
+    """Adds the options both mixing scripts share to an ``argparse`` parser (``dst_required``:
+    False where destinations may come from a dlatents file instead)."""
+    p.add_argument('--dst-seeds', required=dst_required,
                    help='destination seeds (figure rows), e.g. "1,2,3" or "1-3"')
     p.add_argument('--scheme', default='coarse,middle,fine', help=SCHEME_HELP)
     add_truncation_arguments(
@@ -86,7 +87,8 @@ def add_mixing_arguments(p) -> None:
 def check_mixing_args(p, args) -> None:
     """Parses seed and scheme lists so that bad input fails (``p.error``) before anything loads."""
     try:
-        args.dst_seeds = parse_seeds(args.dst_seeds)
+        if args.dst_seeds is not None:
+            args.dst_seeds = parse_seeds(args.dst_seeds)
         if args.src_seeds is not None:
             args.src_seeds = parse_seeds(args.src_seeds)
         args.scheme = parse_scheme(args.scheme)

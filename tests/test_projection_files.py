@@ -156,3 +156,37 @@ def test_style_mixing_with_projection_files(projection, tmp_path, monkeypatch):
         mixing.run_style_mixing(pkl, [1], [2], 'fine', str(tmp_path / 'c'), log=None,
                                 dst_dlatents_npz=projection['npz'])
     assert not os.path.exists(tmp_path / 'c')
+
+
+def test_style_mixing_cli_with_projection_files(projection, tmp_path):
+    from conftest import run_script
+    out = tmp_path / 'out'
+    proc = run_script('style_mixing.py', '--network', fixture_path('sg1_r64.pkl'), '--dlatents',
+                      projection['npz'], '--src-dlatents', projection['ada'], '--scheme', 'coarse',
+                      '--outdir', out, '--out-npz', tmp_path / 'm.npz')
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(os.listdir(out)) == sorted(['style-mixing-coarse.png'] + [
+        f'style-mixing-coarse-dst-item{i}-src-item{j}.png' for i in (0, 1) for j in (0, 1)])
+    with np.load(tmp_path / 'm.npz') as f:
+        np.testing.assert_array_equal(f['dst_images'], projection['result']['images'])
+
+
+@pytest.mark.parametrize('args, words', [
+    (['--dst-seeds', '1', '--dlatents', 'P:projected.npz', '--src-seeds', '2'],
+     ['exactly one of --dst-seeds and --dlatents']),
+    (['--src-seeds', '2'], ['exactly one of --dst-seeds and --dlatents']),
+    (['--dst-seeds', '1'], ['exactly one of --src-seeds and --src-dlatents']),
+    (['--dlatents', 'P:none.npz', '--src-seeds', '2'], ['none.npz (--dlatents)', 'not found']),
+    (['--dst-seeds', '1', '--src-dlatents', 'P:bad_noise.npz'],
+     ['bad_noise.npz (--src-dlatents)', 'noises_3']),
+])
+def test_style_mixing_cli_file_errors(projection, tmp_path, args, words):
+    with np.load(projection['npz']) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays['noises_3'] = arrays['noises_3'][:, :, :, :4]
+    np.savez(tmp_path / 'bad_noise.npz', **arrays)
+    import shutil
+    shutil.copy(projection['npz'], tmp_path / 'projected.npz')
+    argv = ['--network', fixture_path('sg1_r64.pkl'), '--outdir', tmp_path / 'out'] + \
+        [str(tmp_path / a[2:]) if str(a).startswith('P:') else a for a in args]
+    assert_user_error('style_mixing.py', argv, words, untouched=[tmp_path])
