@@ -336,6 +336,31 @@ def bad_pickles(tmp_path_factory) -> Dict[str, str]:
     return bad_network_pickles(tmp_path_factory.mktemp('bad_pickles'))
 
 
+# What the scripts' error line says about each bad_network_pickles file: (with --network, the
+# generation and editing scripts, after the file name; with --resume-pkl, run_training.py, after
+# the flag).
+BAD_PICKLE_WORDS = {
+    'missing': (['network pickle not found'], ['no such file']),
+    'folder': (['not a file'], ['no such file']),
+    'text': (['not a pickle'], ['not a pickle']),
+    'truncated': (['truncated'], ['truncated']),
+    'hostile': (['system'], ['system']),
+    'dict': (['no networks'], ['no networks']),
+    'pair': (['(G, D, Gs)'], ['not a (G, D, Gs)']),
+    'd_as_gs': (['D_basic', 'not a generator'], ['D_basic']),
+}
+
+
+def bad_pickle_errors(flag: str, *extra_args: str) -> list:
+    """Rows (id, arguments, words in the error line) of an error walk over every
+    bad_network_pickles file passed as `flag PKL:<name> *extra_args`, flag '--network' or
+    '--resume-pkl' (BAD_PICKLE_WORDS); the id is the flag without its dashes, then the name."""
+    network = flag == '--network'
+    return [(f'{flag.lstrip("-")}-{name}', [flag, f'PKL:{name}', *extra_args],
+             [f'{name}.pkl' if network else flag, *words[0 if network else 1]])
+            for name, words in BAD_PICKLE_WORDS.items()]
+
+
 def expand_args(args: Sequence[str], tmp_path, bad_pickles: Optional[Dict[str, str]] = None) -> list:
     """Command-line templates of the error walks: `PKL:<name>` is a bad_network_pickles file,
     `FIXTURE:<file>` an official fixture, `TMP:<path>` a path in tmp_path."""
@@ -446,6 +471,27 @@ def pytest_pyfunc_call(pyfuncitem):
         pytest.fail(f'{pyfuncitem.nodeid}: {outcome} in the child pytest with TF_ENABLE_ONEDNN_OPTS=1 (NCHW '
                     f'convolutions need oneDNN on this CPU):\n{child["output"]}', pytrace=False)
     return True
+
+
+# ------------------------------------------------------------------------------------------------
+# The compiled custom ops (tf2/ops): built once per session; a build failure fails the tests.
+
+def compiled_kernel_fixture(op_name: str):
+    """A session-scoped pytest fixture that builds (or loads from the cache) the C++ kernel of
+    ``tf2.ops.<op_name>`` and returns the impl name 'cpp'; assign it to the fixture's name."""
+    @pytest.fixture(scope='session')
+    def kernel():
+        import importlib
+        import time
+        from tf2.ops import _build
+        start = time.time()
+        try:
+            importlib.import_module(f'tf2.ops.{op_name}')._load('cpp')
+        except _build.OpBuildError as e:
+            pytest.fail(f'C++ {op_name} kernel did not build: {e}')
+        print(f'{op_name} C++ kernel ready in {time.time() - start:.1f} s')
+        return 'cpp'
+    return kernel
 
 
 # ------------------------------------------------------------------------------------------------

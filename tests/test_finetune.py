@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO_DIR, fixture_path, make_dataset
+from fixture_checks import fixture_networks
 from dnnlib import legacy_pickle
 from training import training_options as to
 
@@ -26,16 +27,13 @@ def _names(prefix, suffixes):
 # ------------------------------------------------------------------------------------------------
 # Freeze selection against the official names.
 
-@pytest.fixture(scope='module')
-def sg1():
+def _tf2_networks(path):
     from tf2 import checkpoint
-    return checkpoint.networks_from_pickle(fixture_path('sg1_r64.pkl'))
+    return checkpoint.networks_from_pickle(path)
 
 
-@pytest.fixture(scope='module')
-def sg2():
-    from tf2 import checkpoint
-    return checkpoint.networks_from_pickle(fixture_path('sg2_r64.pkl'))
+sg1 = fixture_networks('sg1_r64.pkl', _tf2_networks)
+sg2 = fixture_networks('sg2_r64.pkl', _tf2_networks)
 
 
 def test_freeze_d_v1_blocks_with_their_fromrgb(sg1):

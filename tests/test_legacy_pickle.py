@@ -148,17 +148,7 @@ def test_written_file_has_official_structure(tmp_path):
 
     # Read it back with a plain unpickler that records the raw state: keys in official order,
     # variables as (name, value) pairs, 0-d values as numpy scalars.
-    class Net:
-        def __setstate__(self, state):
-            self.state = state
-
-    class Plain(pickle.Unpickler):
-        def find_class(self, module, name):
-            if (module, name) == ('dnnlib.tflib.network', 'Network'):
-                return Net
-            return super().find_class(module.replace('numpy.core', 'numpy._core'), name)
-
-    G, _D, _Gs = Plain(io.BytesIO(data)).load()
+    G, _D, _Gs = _TrustedUnpickler(io.BytesIO(data)).load()
     assert list(G.state) == list(lp.STATE_KEYS)
     assert isinstance(G.state['variables'], list)
     assert G.state['variables'][0][0] == 'lod' and isinstance(G.state['variables'][0][1], np.float32)

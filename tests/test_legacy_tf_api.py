@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO_DIR, fixture_path, rel, small_net_kwargs
+from fixture_checks import own_tflib_graph
 
 import tensorflow as tf  # noqa: E402
 
@@ -23,11 +24,7 @@ from legacy_tf import tflib  # noqa: E402
 SMALL = small_net_kwargs(16)
 
 
-@pytest.fixture(scope='module', autouse=True)
-def own_graph():
-    """This module's networks in a graph of their own (tflib.reset_tf): TensorFlow prunes the
-    whole graph for every new fetch signature, so a graph shared by all tests gets slow."""
-    tflib.reset_tf()
+own_graph = own_tflib_graph()     # this module's networks in a graph of their own
 
 
 @pytest.fixture(scope='module')

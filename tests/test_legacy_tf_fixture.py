@@ -11,7 +11,12 @@ import pickle
 import numpy as np
 import pytest
 
-from conftest import fixture_path, rel, uint8_mismatch
+from conftest import TOL, fixture_path, rel
+from fixture_checks import (GS_IMAGES, assert_discriminator_scores, assert_gs_images,
+                            assert_instantaneous_g, assert_mapping_and_dlatent_avg,
+                            assert_saved_pickle_equals_fixture, assert_style_mixing_dlatents,
+                            assert_synthesis, assert_uint8_matches, d_images, fixture_networks,
+                            own_tflib_graph, reference_outputs)
 
 import tensorflow as tf  # noqa: E402
 
@@ -19,30 +24,9 @@ import legacy_tf  # noqa: E402
 from dnnlib import legacy_pickle  # noqa: E402
 from legacy_tf import tflib  # noqa: E402
 
-TOL = 1e-4            # max|diff| / max|ref| required by the project
-UINT8_TOL = 0.001     # fraction of uint8 values allowed to differ (by one)
-
-
-@pytest.fixture(scope='module', autouse=True)
-def own_graph():
-    """This module's networks in a graph of their own (tflib.reset_tf): TensorFlow prunes the
-    whole graph for every new fetch signature, so a graph shared by all tests gets slow."""
-    tflib.reset_tf()
-
-
-@pytest.fixture(scope='module')
-def nets():
-    return legacy_tf.load_network(fixture_path('sg1_r64.pkl'))
-
-
-@pytest.fixture(scope='module')
-def ref():
-    return np.load(fixture_path('sg1_r64_ref.npz'))
-
-
-@pytest.fixture(scope='module')
-def d_images(ref):
-    return np.concatenate([ref['images_psi1'], ref['images_psi1'][:, :, :, ::-1]])
+own_graph = own_tflib_graph()     # this module's networks in a graph of their own
+nets = fixture_networks('sg1_r64.pkl', legacy_tf.load_network)
+ref = reference_outputs('sg1_r64_ref.npz')
 
 
 def test_load_structure(nets):
@@ -66,8 +50,7 @@ def test_load_structure(nets):
 def test_mapping_and_truncation(nets, ref):
     _G, _D, Gs = nets
     z = ref['latents']
-    assert rel(Gs.components.mapping.run(z, None), ref['dlatents']) <= TOL
-    assert rel(Gs.get_var('dlatent_avg'), ref['dlatent_avg']) <= TOL
+    assert_mapping_and_dlatent_avg(Gs, ref)
     # Truncation inside G_style equals the formula applied to the mapping output.
     w = Gs.components.mapping.run(z, None)
     avg = Gs.get_var('dlatent_avg')
@@ -75,16 +58,9 @@ def test_mapping_and_truncation(nets, ref):
     assert rel(w07, ref['dlatents_trunc07']) <= TOL
 
 
-@pytest.mark.parametrize('key,kwargs', [
-    ('images_psi1', dict(truncation_psi=1.0)),
-    ('images_psi07', dict(truncation_psi=0.7)),
-    ('images_psi05_cutoffall', dict(truncation_psi=0.5, truncation_cutoff=10)),
-])
+@pytest.mark.parametrize('key,kwargs', GS_IMAGES['sg1_r64'])    # with the default psi 0.7, cutoff 8
 def test_gs_images(nets, ref, key, kwargs):
-    _G, _D, Gs = nets
-    out = Gs.run(ref['latents'], None, randomize_noise=False, **kwargs)
-    assert out.shape == ref[key].shape and out.dtype == np.float32
-    assert rel(out, ref[key]) <= TOL
+    assert_gs_images(nets[2], ref, key, kwargs)
 
 
 def test_gs_float64_latents_and_minibatches(nets, ref):
@@ -94,22 +70,12 @@ def test_gs_float64_latents_and_minibatches(nets, ref):
     assert rel(out, ref['images_psi07']) <= TOL
 
 
-def test_default_truncation_is_psi07_cutoff8(nets, ref):
-    _G, _D, Gs = nets
-    assert rel(Gs.run(ref['latents'], None, randomize_noise=False), ref['images_psi07']) <= TOL
-
-
 def test_synthesis_equals_psi1(nets, ref):
-    _G, _D, Gs = nets
-    out = Gs.components.synthesis.run(ref['dlatents'], randomize_noise=False)
-    assert rel(out, ref['images_psi1']) <= TOL
+    assert_synthesis(nets[2], ref, 'dlatents', 'images_psi1')
 
 
 def test_g_differs_from_gs(nets, ref):
-    G, _D, _Gs = nets
-    out = G.run(ref['latents'], None, truncation_psi=1.0, randomize_noise=False)
-    assert rel(out, ref['G_images_psi1']) <= TOL
-    assert rel(ref['images_psi1'], ref['G_images_psi1']) > 1e-2   # the fixture tells them apart
+    assert_instantaneous_g(nets[0], ref, apart=1e-2)
 
 
 def test_uint8(nets, ref):
@@ -117,42 +83,31 @@ def test_uint8(nets, ref):
     fmt = dict(func=tflib.convert_images_to_uint8, nchw_to_nhwc=True)
     out = Gs.run(ref['latents'], None, truncation_psi=0.7, randomize_noise=False,
                  output_transform=fmt)
-    expected = ref['images_psi07_uint8_nhwc']
-    assert out.dtype == np.uint8 and out.shape == expected.shape
-    assert np.abs(out.astype(int) - expected).max() <= 1
-    assert uint8_mismatch(out, expected) <= UINT8_TOL
+    assert_uint8_matches(out, ref['images_psi07_uint8_nhwc'])
 
 
 def test_style_mixing(nets, ref):
     _G, _D, Gs = nets
-    a = Gs.components.mapping.run(ref['mix_latents_A'], None)
-    b = Gs.components.mapping.run(ref['mix_latents_B'], None)
-    assert rel(a, ref['mix_dlatents_A']) <= TOL and rel(b, ref['mix_dlatents_B']) <= TOL
-    mixed = b.copy()
-    mixed[:, 0:4] = a[:, 0:4]
-    assert rel(mixed, ref['mix_dlatents']) <= TOL
+    mixed = assert_style_mixing_dlatents(Gs.components.mapping, ref)
     out = Gs.components.synthesis.run(mixed, randomize_noise=False)
     assert rel(out, ref['mix_images']) <= TOL
     u8 = Gs.components.synthesis.run(mixed, randomize_noise=False, output_transform=dict(
         func=legacy_tf.convert_images_to_uint8, nchw_to_nhwc=True))
-    assert np.abs(u8.astype(int) - ref['mix_images_uint8_nhwc']).max() <= 1
-    assert uint8_mismatch(u8, ref['mix_images_uint8_nhwc']) <= UINT8_TOL
+    assert_uint8_matches(u8, ref['mix_images_uint8_nhwc'])
 
 
-def test_discriminator(nets, ref, d_images):
-    _G, D, _Gs = nets
-    assert rel(D.run(d_images, None), ref['D_scores']) <= TOL
-    assert rel(D.run(d_images[:2], None), ref['D_scores_first2']) <= TOL
+def test_discriminator(nets, ref):
+    assert_discriminator_scores(nets[1], ref)
 
 
 @pytest.mark.parametrize('lod,key', [(0.5, '0p5'), (1.0, '1p0'), (2.3, '2p3')])
-def test_lod(nets, ref, d_images, lod, key):
+def test_lod(nets, ref, lod, key):
     _G, D, Gs = nets
     try:
         Gs.set_var('lod', lod)
         D.set_var('lod', lod)
         images = Gs.run(ref['latents'], None, truncation_psi=1.0, randomize_noise=False)
-        scores = D.run(d_images, None)
+        scores = D.run(d_images(ref), None)
     finally:
         Gs.set_vars({'lod': 0.0, 'G_synthesis/lod': 0.0})     # G's run copied lod into synthesis
         D.set_var('lod', 0.0)
@@ -176,7 +131,7 @@ def test_agrees_with_tf2(nets, ref):
     a = Gs.run(ref['latents'], None, **kw)
     b = np.asarray(Gs2.run(ref['latents'], None, **kw))
     assert rel(a, b) <= TOL
-    imgs = np.concatenate([ref['images_psi1'], ref['images_psi1'][:, :, :, ::-1]])
+    imgs = d_images(ref)
     assert rel(D.run(imgs, None), np.asarray(D2.run(imgs, None))) <= TOL
     w = ref['dlatents']
     assert rel(Gs.components.synthesis.run(w, randomize_noise=False),
@@ -187,12 +142,8 @@ def test_agrees_with_tf2(nets, ref):
 # Pickles.
 
 def test_save_pkl_reproduces_the_file(nets, tmp_path):
-    path = tmp_path / 'copy.pkl'
-    legacy_tf.save_pkl(nets, str(path))
-    original = legacy_pickle.load(fixture_path('sg1_r64.pkl'))
-    written = legacy_pickle.load(str(path))
-    for a, b in zip(original, written):
-        assert a == b        # kwargs, components, variables (bit-exact), version, module text
+    original, written = assert_saved_pickle_equals_fixture(legacy_tf.save_pkl, nets, 'sg1_r64.pkl',
+                                                           tmp_path)
     assert written[0].version == 3
     assert written[0].build_module_src == original[0].build_module_src
 

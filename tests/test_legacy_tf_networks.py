@@ -8,8 +8,10 @@ hand-derived identities of the fused resampling convolutions, and NVIDIA's fixtu
 import numpy as np
 import pytest
 
-from conftest import fixture_path, rel, spec_path
+from conftest import rel
 from conftest import randomize_tflib_net as randomize
+from fixture_checks import (assert_official_variables, assert_training_mode_dlatent_avg_and_mixing,
+                            fixture_networks, fresh_tf_context, own_tflib_graph)  # noqa: F401
 
 import tensorflow as tf  # noqa: E402
 
@@ -21,31 +23,7 @@ v1 = tf.compat.v1
 TOL = 1e-4
 
 
-@pytest.fixture(scope='module', autouse=True)
-def own_graph():
-    """This module's networks in a graph of their own (tflib.reset_tf): TensorFlow prunes the
-    whole graph for every new fetch signature, so a graph shared by all tests gets slow."""
-    tflib.reset_tf()
-
-
-def parse_variable_list(path):
-    """{section: [(name, shape, trainable)]} from sg1_ffhq1024_variables.txt."""
-    sections, cur = {}, None
-    heads = {'## G (': 'G', '## G.components.mapping': 'mapping',
-             '## G.components.synthesis': 'synthesis', '## D ': 'D', '## counts': None}
-    for line in open(path):
-        line = line.rstrip()
-        for head, key in heads.items():
-            if line.startswith(head):
-                cur = key
-                break
-        else:
-            if cur and line and not line.startswith('#'):
-                name, rest = line.split(None, 1)
-                shape_text, flag = rest.rsplit(None, 1)
-                shape = [int(s) for s in shape_text.strip('[] ').split(',') if s.strip()]
-                sections.setdefault(cur, []).append((name, shape, flag == 'trainable'))
-    return sections
+own_graph = own_tflib_graph()     # this module's networks in a graph of their own
 
 
 def layout(net):
@@ -55,24 +33,13 @@ def layout(net):
 # ------------------------------------------------------------------------------------------------
 # Variable layout.
 
-@pytest.fixture
-def fresh_tf_context():
-    """A graph and session for big throw-away networks, closed (memory freed) afterwards."""
-    tflib.reset_tf()
-    yield
-    tflib.get_session().close()
-    tflib.reset_tf()
-
-
 def test_variables_match_official_1024(fresh_tf_context):
-    spec = parse_variable_list(spec_path('sg1_ffhq1024_variables.txt'))
     G = tflib.Network('G', func_name='G_style', num_channels=3, resolution=1024, label_size=0)
     D = tflib.Network('D', func_name='legacy_tf.networks_stylegan.D_basic', num_channels=3,
                       resolution=1024, label_size=0)
-    assert layout(G) == spec['G']
-    assert layout(G.components.mapping) == spec['mapping']
-    assert layout(G.components.synthesis) == spec['synthesis']
-    assert layout(D) == spec['D']
+    assert_official_variables('sg1_ffhq1024_variables.txt', G.own_vars,
+                              G.components.mapping.own_vars, G.components.synthesis.own_vars,
+                              D.own_vars)
     count = lambda net: sum(int(np.prod(v.shape.as_list())) for v in net.trainables.values())
     assert count(G) == 26219627 and count(D) == 23087249      # spec 3.5
     assert G.input_shape == [None, 512] and G.output_shape == [None, 3, 1024, 1024]
@@ -113,6 +80,21 @@ def _run_ops(build):
         return sess.run(out)
 
 
+def _fused_and_plain(layer, x, w, w_plain):
+    """``layer`` (4 maps, 3x3 kernel, gain 1, no wscale) on x with fused_scale=True and weight w,
+    and with fused_scale=False and weight w_plain."""
+    def build():
+        kw = dict(gain=1.0, use_wscale=False)
+        with v1.variable_scope('fused'):
+            fused = layer(tf.constant(x), 4, 3, fused_scale=True, **kw)
+            assign_f = _var('weight').assign(w)
+        with v1.variable_scope('plain'):
+            plain = layer(tf.constant(x), 4, 3, fused_scale=False, **kw)
+            assign_p = _var('weight').assign(w_plain)
+        return (fused, plain), [assign_f, assign_p]
+    return _run_ops(build)
+
+
 def test_fused_upconv_identity():
     """conv2d_transpose with the summed 4x4 kernel == nearest 2x upscale then 3x3 conv.
 
@@ -123,18 +105,7 @@ def test_fused_upconv_identity():
     rnd = np.random.RandomState(1)
     x = rnd.randn(2, 5, 6, 3).astype(np.float32)      # NHWC
     w = rnd.randn(3, 3, 3, 4).astype(np.float32)
-
-    def build():
-        kw = dict(gain=1.0, use_wscale=False)
-        with v1.variable_scope('fused'):
-            fused = nets_v1._upscale2d_conv2d(tf.constant(x), 4, 3, fused_scale=True, **kw)
-            assign_f = _var('weight').assign(w)
-        with v1.variable_scope('plain'):
-            plain = nets_v1._upscale2d_conv2d(tf.constant(x), 4, 3, fused_scale=False, **kw)
-            assign_p = _var('weight').assign(w[::-1, ::-1])
-        return (fused, plain), [assign_f, assign_p]
-
-    fused, plain = _run_ops(build)
+    fused, plain = _fused_and_plain(nets_v1._upscale2d_conv2d, x, w, w[::-1, ::-1])
     assert fused.shape == (2, 10, 12, 4)
     np.testing.assert_allclose(fused, plain, rtol=1e-5, atol=1e-5)
 
@@ -144,18 +115,7 @@ def test_fused_downconv_identity():
     rnd = np.random.RandomState(2)
     x = rnd.randn(2, 8, 6, 3).astype(np.float32)
     w = rnd.randn(3, 3, 3, 4).astype(np.float32)
-
-    def build():
-        kw = dict(gain=1.0, use_wscale=False)
-        with v1.variable_scope('fused'):
-            fused = nets_v1._conv2d_downscale2d(tf.constant(x), 4, 3, fused_scale=True, **kw)
-            assign_f = _var('weight').assign(w)
-        with v1.variable_scope('plain'):
-            plain = nets_v1._conv2d_downscale2d(tf.constant(x), 4, 3, fused_scale=False, **kw)
-            assign_p = _var('weight').assign(w)
-        return (fused, plain), [assign_f, assign_p]
-
-    fused, plain = _run_ops(build)
+    fused, plain = _fused_and_plain(nets_v1._conv2d_downscale2d, x, w, w)
     assert fused.shape == (2, 4, 3, 4)
     np.testing.assert_allclose(fused, plain, rtol=1e-5, atol=1e-5)
 
@@ -246,9 +206,7 @@ def test_labels():
 # ------------------------------------------------------------------------------------------------
 # Structures and training mode on the fixture.
 
-@pytest.fixture(scope='module')
-def fixture_nets():
-    return legacy_tf.load_network(fixture_path('sg1_r64.pkl'))
+fixture_nets = fixture_networks('sg1_r64.pkl', legacy_tf.load_network)
 
 
 @pytest.mark.parametrize('lod', [0.0, 0.5, 1.0, 2.3, 3.0, 4.0])
@@ -275,25 +233,8 @@ def test_linear_equals_recursive(fixture_nets, lod):
 def test_training_mode_dlatent_avg_and_mixing(fixture_nets):
     G, _D, _Gs = fixture_nets
     z = np.random.RandomState(3).randn(4, 32)
-    w = G.components.mapping.run(z, None)
-    avg0 = G.get_var('dlatent_avg')
-    plain = G.run(z, None, truncation_psi=1.0, randomize_noise=False)
-    try:
-        # No mixing: the images are the untruncated ones (truncation is off in training even
-        # when asked for), and the W average moves with beta 0.995.
-        out = G.run(z, None, is_training=True, style_mixing_prob=0.0, truncation_psi=0.5,
-                    randomize_noise=False)
-        assert rel(out, plain) <= 1e-5
-        batch_avg = w[:, 0].mean(axis=0)
-        np.testing.assert_allclose(G.get_var('dlatent_avg'),
-                                   batch_avg + (avg0 - batch_avg) * 0.995, rtol=1e-5, atol=1e-6)
-        # Always mixing: rows from the cutoff on come from other latents.
-        mixed = G.run(z, None, is_training=True, style_mixing_prob=1.0, randomize_noise=False)
-        assert np.all(np.isfinite(mixed)) and rel(mixed, plain) > 1e-3
-    finally:
-        G.set_var('dlatent_avg', avg0)
-    with pytest.raises(ValueError, match='mutually exclusive'):
-        G.run(z, None, is_training=True, is_validation=True)
+    # Truncation is off in training even when asked for.
+    assert_training_mode_dlatent_avg_and_mixing(G, z, truncation_psi=0.5)
 
 
 def test_is_validation_disables_truncation(fixture_nets):

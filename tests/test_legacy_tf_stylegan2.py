@@ -13,8 +13,15 @@ import pickle
 import numpy as np
 import pytest
 
-from conftest import fixture_path, rel, small_net_kwargs, spec_path, uint8_mismatch
+from conftest import TOL, fixture_path, rel, small_net_kwargs
 from conftest import randomize_tflib_net as randomize
+from fixture_checks import (GS_IMAGES, assert_discriminator_scores, assert_gs_images,
+                            assert_instantaneous_g, assert_mapping_and_dlatent_avg,
+                            assert_official_variables, assert_saved_pickle_equals_fixture,
+                            assert_style_mixing_dlatents, assert_synthesis,
+                            assert_training_mode_dlatent_avg_and_mixing,
+                            assert_uint8_matches, d_images, fixture_networks,
+                            fresh_tf_context, own_tflib_graph, reference_outputs)  # noqa: F401
 
 import tensorflow as tf  # noqa: E402
 
@@ -26,63 +33,20 @@ from legacy_tf import tflib  # noqa: E402
 
 import reference_sg2_numpy as R2  # noqa: E402
 
-TOL = 1e-4            # max|diff| / max|ref| required by the project
-UINT8_TOL = 0.001     # fraction of uint8 values allowed to differ (by one)
-
-
-@pytest.fixture(autouse=True)
-def own_graph():
-    """Each test builds in a graph of its own (tflib.reset_tf; networks made before keep their
-    graph): TensorFlow prunes the whole graph for every new fetch signature, so a graph shared
-    by all tests gets slow."""
-    tflib.reset_tf()
-
-
-def parse_variable_list(path):
-    """{section: [(name, shape, trainable)]} from sg2_configf1024_variables.txt."""
-    sections, cur = {}, None
-    heads = {'## G (': 'G', '## G.components.mapping': 'mapping',
-             '## G.components.synthesis': 'synthesis', '## D ': 'D', '## counts': None}
-    for line in open(path):
-        line = line.rstrip()
-        for head, key in heads.items():
-            if line.startswith(head):
-                cur = key
-                break
-        else:
-            if cur and line and not line.startswith('#'):
-                name, rest = line.split(None, 1)
-                shape_text, flag = rest.rsplit(None, 1)
-                shape = [int(s) for s in shape_text.strip('[] ').split(',') if s.strip()]
-                sections.setdefault(cur, []).append((name, shape, flag == 'trainable'))
-    return sections
-
-
-def layout(net):
-    return [(n, v.shape.as_list(), bool(v.trainable)) for n, v in net.own_vars.items()]
+# Each test builds in a graph of its own (networks made before keep their graph).
+own_graph = own_tflib_graph('function')
 
 
 # ------------------------------------------------------------------------------------------------
 # Variable layout of the default config-f networks (built, not run).
 
-@pytest.fixture
-def fresh_tf_context():
-    """A graph and session for big throw-away networks, closed (memory freed) afterwards."""
-    tflib.reset_tf()
-    yield
-    tflib.get_session().close()
-    tflib.reset_tf()
-
-
 def test_variables_match_official_1024(fresh_tf_context):
-    spec = parse_variable_list(spec_path('sg2_configf1024_variables.txt'))
     G = tflib.Network('G', func_name='G_main', num_channels=3, resolution=1024, label_size=0)
     D = tflib.Network('D', func_name='D_stylegan2', num_channels=3, resolution=1024,
                       label_size=0)
-    assert layout(G) == spec['G']
-    assert layout(G.components.mapping) == spec['mapping']
-    assert layout(G.components.synthesis) == spec['synthesis']
-    assert layout(D) == spec['D']
+    assert_official_variables('sg2_configf1024_variables.txt', G.own_vars,
+                              G.components.mapping.own_vars, G.components.synthesis.own_vars,
+                              D.own_vars)
     count = lambda net: sum(int(np.prod(v.shape.as_list())) for v in net.trainables.values())
     assert count(G) == 30370060 and count(D) == 29012513      # spec 4.5
     assert G.build_func_name == 'G_main' and D.build_func_name == 'D_stylegan2'
@@ -98,19 +62,8 @@ def test_variables_match_official_1024(fresh_tf_context):
 # ------------------------------------------------------------------------------------------------
 # NVIDIA's outputs for the sg2_r64 fixture.
 
-@pytest.fixture(scope='module')
-def nets():
-    return legacy_tf.load_network(fixture_path('sg2_r64.pkl'))
-
-
-@pytest.fixture(scope='module')
-def ref():
-    return np.load(fixture_path('sg2_r64_ref.npz'))
-
-
-@pytest.fixture(scope='module')
-def d_images(ref):
-    return np.concatenate([ref['images_psi1'], ref['images_psi1'][:, :, :, ::-1]])
+nets = fixture_networks('sg2_r64.pkl', legacy_tf.load_network)
+ref = reference_outputs('sg2_r64_ref.npz')
 
 
 def test_load_structure(nets, ref):
@@ -135,23 +88,15 @@ def test_load_structure(nets, ref):
 
 def test_mapping(nets, ref):
     _G, _D, Gs = nets
-    assert rel(Gs.components.mapping.run(ref['latents'], None), ref['dlatents']) <= TOL
+    assert_mapping_and_dlatent_avg(Gs, ref)
     w = Gs.components.mapping.run(ref['latents'], None)
     avg = Gs.get_var('dlatent_avg')
     assert rel(avg + (w - avg) * np.float32(0.5), ref['dlatents_trunc05']) <= TOL
 
 
-@pytest.mark.parametrize('key,kwargs', [
-    ('images_psi1', dict(truncation_psi=1.0)),
-    ('images_psi05', dict()),                                   # G_main defaults: 0.5, all rows
-    ('images_psi05', dict(truncation_psi=0.5, truncation_cutoff=None)),
-    ('images_psi07_cutoff8', dict(truncation_psi=0.7, truncation_cutoff=8)),
-])
+@pytest.mark.parametrize('key,kwargs', GS_IMAGES['sg2_r64'])
 def test_gs_images(nets, ref, key, kwargs):
-    _G, _D, Gs = nets
-    out = Gs.run(ref['latents'], None, randomize_noise=False, **kwargs)
-    assert out.shape == ref[key].shape and out.dtype == np.float32
-    assert rel(out, ref[key]) <= TOL
+    assert_gs_images(nets[2], ref, key, kwargs)
 
 
 def test_return_dlatents_and_validation(nets, ref):
@@ -166,44 +111,31 @@ def test_return_dlatents_and_validation(nets, ref):
 
 def test_synthesis_and_fused_modconv(nets, ref):
     _G, _D, Gs = nets
-    syn = Gs.components.synthesis
-    assert rel(syn.run(ref['dlatents'], randomize_noise=False), ref['images_psi1']) <= TOL
-    out = syn.run(ref['mix_dlatents'], randomize_noise=False, fused_modconv=False)
+    assert_synthesis(Gs, ref, 'dlatents', 'images_psi1')
+    out = Gs.components.synthesis.run(ref['mix_dlatents'], randomize_noise=False,
+                                      fused_modconv=False)
     assert rel(out, ref['mix_images']) <= TOL
 
 
 def test_g_differs_from_gs(nets, ref):
-    G, _D, _Gs = nets
-    out = G.run(ref['latents'], None, truncation_psi=1.0, randomize_noise=False)
-    assert rel(out, ref['G_images_psi1']) <= TOL
-    assert rel(ref['images_psi1'], ref['G_images_psi1']) > 1e-2
+    assert_instantaneous_g(nets[0], ref, apart=1e-2)
 
 
 def test_uint8(nets, ref):
     _G, _D, Gs = nets
     fmt = dict(func=tflib.convert_images_to_uint8, nchw_to_nhwc=True)
     out = Gs.run(ref['latents'], None, randomize_noise=False, output_transform=fmt)
-    expected = ref['images_psi05_uint8_nhwc']
-    assert out.dtype == np.uint8 and out.shape == expected.shape
-    assert np.abs(out.astype(int) - expected).max() <= 1
-    assert uint8_mismatch(out, expected) <= UINT8_TOL
+    assert_uint8_matches(out, ref['images_psi05_uint8_nhwc'])
 
 
 def test_style_mixing(nets, ref):
     _G, _D, Gs = nets
-    a = Gs.components.mapping.run(ref['mix_latents_A'], None)
-    b = Gs.components.mapping.run(ref['mix_latents_B'], None)
-    assert rel(a, ref['mix_dlatents_A']) <= TOL and rel(b, ref['mix_dlatents_B']) <= TOL
-    mixed = b.copy()
-    mixed[:, 0:4] = a[:, 0:4]
-    assert rel(mixed, ref['mix_dlatents']) <= TOL
+    mixed = assert_style_mixing_dlatents(Gs.components.mapping, ref)
     assert rel(Gs.components.synthesis.run(mixed, randomize_noise=False), ref['mix_images']) <= TOL
 
 
-def test_discriminator(nets, ref, d_images):
-    _G, D, _Gs = nets
-    assert rel(D.run(d_images, None), ref['D_scores']) <= TOL
-    assert rel(D.run(d_images[:2], None), ref['D_scores_first2']) <= TOL
+def test_discriminator(nets, ref):
+    assert_discriminator_scores(nets[1], ref)
 
 
 def test_randomize_noise(nets, ref):
@@ -214,26 +146,11 @@ def test_randomize_noise(nets, ref):
 
 
 def test_training_mode_dlatent_avg_and_mixing(nets, ref):
-    G, _D, _Gs = nets
-    z = ref['latents']
-    w = G.components.mapping.run(z, None)
-    avg0 = G.get_var('dlatent_avg')
-    plain = G.run(z, None, truncation_psi=1.0, randomize_noise=False)
-    try:
-        out = G.run(z, None, is_training=True, style_mixing_prob=0.0, randomize_noise=False)
-        assert rel(out, plain) <= 1e-5          # no truncation in training, even the default
-        batch_avg = w[:, 0].mean(axis=0)
-        np.testing.assert_allclose(G.get_var('dlatent_avg'),
-                                   batch_avg + (avg0 - batch_avg) * 0.995, rtol=1e-5, atol=1e-6)
-        mixed = G.run(z, None, is_training=True, style_mixing_prob=1.0, randomize_noise=False)
-        assert np.all(np.isfinite(mixed)) and rel(mixed, plain) > 1e-3
-    finally:
-        G.set_var('dlatent_avg', avg0)
-    with pytest.raises(ValueError, match='mutually exclusive'):
-        G.run(z, None, is_training=True, is_validation=True)
+    # No truncation in training, even the default.
+    assert_training_mode_dlatent_avg_and_mixing(nets[0], ref['latents'])
 
 
-def test_agrees_with_tf2(nets, ref, d_images):
+def test_agrees_with_tf2(nets, ref):
     tf2 = importlib.import_module('tf2')
     _G2, D2, Gs2 = tf2.load_network(fixture_path('sg2_r64.pkl'))
     _G, D, Gs = nets
@@ -242,7 +159,8 @@ def test_agrees_with_tf2(nets, ref, d_images):
         a = Gs.run(z, None, randomize_noise=False, **kw)
         b = np.asarray(Gs2.run(z, None, randomize_noise=False, **kw))
         assert rel(a, b) <= TOL
-    assert rel(D.run(d_images, None), np.asarray(D2.run(d_images, None))) <= TOL
+    imgs = d_images(ref)
+    assert rel(D.run(imgs, None), np.asarray(D2.run(imgs, None))) <= TOL
     assert rel(Gs.components.mapping.run(z, None),
                np.asarray(Gs2.components.mapping.run(z, None))) <= TOL
 
@@ -251,12 +169,8 @@ def test_agrees_with_tf2(nets, ref, d_images):
 # Pickles (state version 4).
 
 def test_save_pkl_reproduces_the_file(nets, tmp_path):
-    path = tmp_path / 'copy.pkl'
-    legacy_tf.save_pkl(nets, str(path))
-    original = legacy_pickle.load(fixture_path('sg2_r64.pkl'))
-    written = legacy_pickle.load(str(path))
-    for a, b in zip(original, written):
-        assert a == b        # kwargs, components, variables (bit-exact), version, module text
+    _original, written = assert_saved_pickle_equals_fixture(legacy_tf.save_pkl, nets,
+                                                            'sg2_r64.pkl', tmp_path)
     assert [s.version for s in written] == [4, 4, 4]
 
 

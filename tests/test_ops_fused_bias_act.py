@@ -1,12 +1,12 @@
 """tf2.ops.fused_bias_act: 'ref' against numpy formulas of the spec (4.1), compiled kernels
 against 'ref' on values and first/second-order gradients."""
 import importlib
-import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import compiled_kernel_fixture
 from tf2 import ops
 from tf2.ops import _build
 
@@ -73,16 +73,7 @@ def test_bad_input_messages():
 # ------------------------------------------------------------------------------------------------
 # Compiled kernel against 'ref'.
 
-@pytest.fixture(scope='session')
-def cpp_fused_bias_act():
-    """Builds (or loads from the cache) the C++ kernel once per session."""
-    start = time.time()
-    try:
-        F._load('cpp')
-    except _build.OpBuildError as e:
-        pytest.fail(f'C++ fused_bias_act kernel did not build: {e}')
-    print(f'fused_bias_act C++ kernel ready in {time.time() - start:.1f} s')
-    return 'cpp'
+cpp_fused_bias_act = compiled_kernel_fixture('fused_bias_act')     # conftest: 'cpp', built once per session
 
 
 def _values_and_grads(x, b, **kwargs):

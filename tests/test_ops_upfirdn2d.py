@@ -1,12 +1,12 @@
 """tf2.ops.upfirdn2d and its wrappers: 'ref' against an independent numpy version of the spec
 (4.1), compiled kernels against 'ref' on values and first/second-order gradients."""
 import importlib
-import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import compiled_kernel_fixture
 from tf2 import ops
 from tf2.ops import _build
 
@@ -185,16 +185,7 @@ def test_bad_input_messages():
 # ------------------------------------------------------------------------------------------------
 # Compiled kernels against 'ref'.
 
-@pytest.fixture(scope='session')
-def cpp_upfirdn2d():
-    """Builds (or loads from the cache) the C++ kernel once per session."""
-    start = time.time()
-    try:
-        U._load('cpp')
-    except _build.OpBuildError as e:
-        pytest.fail(f'C++ upfirdn2d kernel did not build: {e}')
-    print(f'upfirdn2d C++ kernel ready in {time.time() - start:.1f} s')
-    return 'cpp'
+cpp_upfirdn2d = compiled_kernel_fixture('upfirdn2d')     # conftest: 'cpp', built once per session
 
 
 def _grads(fn, x, order):

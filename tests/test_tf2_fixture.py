@@ -8,10 +8,11 @@ import pytest
 import tensorflow as tf
 
 import tf2
-from conftest import fixture_path, rel, uint8_mismatch
-
-TOL = 1e-4           # max|diff| / max|ref| required by the issue
-UINT8_TOL = 0.001    # fraction of uint8 values allowed to differ (by one)
+from conftest import TOL, fixture_path, rel, uint8_mismatch
+from fixture_checks import (GS_IMAGES, UINT8_TOL, assert_discriminator_scores, assert_gs_images,
+                            assert_instantaneous_g, assert_mapping_and_dlatent_avg,
+                            assert_style_mixing_dlatents, assert_synthesis, assert_uint8_matches,
+                            d_images)
 
 
 @pytest.fixture(scope='module')
@@ -28,68 +29,38 @@ def lod_reset(nets):
         net.set_var('lod', 0.0)
 
 
-def _d_images(ref):
-    imgs = ref['images_psi1']
-    return np.concatenate([imgs, imgs[:, :, :, ::-1]])
-
-
 def test_mapping_and_dlatent_avg(nets):
     G, D, Gs, ref = nets
-    assert rel(Gs.components.mapping.run(ref['latents'], None), ref['dlatents']) <= TOL
-    assert rel(Gs.get_var('dlatent_avg'), ref['dlatent_avg']) <= TOL
+    assert_mapping_and_dlatent_avg(Gs, ref)
 
 
-@pytest.mark.parametrize('key,kwargs', [
-    ('images_psi1', dict(truncation_psi=1.0)),
-    ('images_psi07', dict(truncation_psi=0.7)),
-    ('images_psi05_cutoffall', dict(truncation_psi=0.5, truncation_cutoff=10)),
-])
+@pytest.mark.parametrize('key,kwargs', GS_IMAGES['sg1_r64'])   # with the default psi 0.7, cutoff 8
 def test_gs_truncation(nets, key, kwargs):
     G, D, Gs, ref = nets
-    out = Gs.run(ref['latents'], None, randomize_noise=False, **kwargs)
-    assert out.shape == ref[key].shape and out.dtype == np.float32
-    assert rel(out, ref[key]) <= TOL
-
-
-def test_gs_default_truncation_is_psi07_cutoff8(nets):
-    G, D, Gs, ref = nets
-    assert rel(Gs.run(ref['latents'], None, randomize_noise=False), ref['images_psi07']) <= TOL
+    assert_gs_images(Gs, ref, key, kwargs)
 
 
 def test_synthesis_of_dlatents_equals_psi1(nets):
     G, D, Gs, ref = nets
-    out = Gs.components.synthesis.run(ref['dlatents'], randomize_noise=False)
-    assert rel(out, ref['images_psi1']) <= TOL
+    assert_synthesis(Gs, ref, 'dlatents', 'images_psi1')
 
 
 def test_instantaneous_G(nets):
     G, D, Gs, ref = nets
-    out = G.run(ref['latents'], None, truncation_psi=1.0, randomize_noise=False)
-    assert rel(out, ref['G_images_psi1']) <= TOL
-    assert rel(out, ref['images_psi1']) > 1e-2   # G and Gs really differ
+    assert_instantaneous_g(G, ref, apart=1e-2)   # G and Gs really differ
 
 
 def test_uint8(nets):
     G, D, Gs, ref = nets
     out = Gs.run(ref['latents'], None, truncation_psi=0.7, randomize_noise=False,
                  output_transform=dict(func=tf2.convert_images_to_uint8, nchw_to_nhwc=True))
-    expect = ref['images_psi07_uint8_nhwc']
-    assert out.dtype == np.uint8 and out.shape == expect.shape
-    assert uint8_mismatch(out, expect) <= UINT8_TOL
-    assert np.abs(out.astype(int) - expect).max() <= 1
+    assert_uint8_matches(out, ref['images_psi07_uint8_nhwc'])
 
 
 def test_style_mixing(nets):
     G, D, Gs, ref = nets
-    mapping = Gs.components.mapping
-    a = mapping.run(ref['mix_latents_A'], None)
-    b = mapping.run(ref['mix_latents_B'], None)
-    assert rel(a, ref['mix_dlatents_A']) <= TOL and rel(b, ref['mix_dlatents_B']) <= TOL
-    mixed = b.copy()
-    mixed[:, 0:4] = a[:, 0:4]
-    assert rel(mixed, ref['mix_dlatents']) <= TOL
-    images = Gs.components.synthesis.run(ref['mix_dlatents'], randomize_noise=False)
-    assert rel(images, ref['mix_images']) <= TOL
+    assert_style_mixing_dlatents(Gs.components.mapping, ref)
+    assert_synthesis(Gs, ref, 'mix_dlatents', 'mix_images')
     u8 = Gs.components.synthesis.run(
         ref['mix_dlatents'], randomize_noise=False,
         output_transform=dict(func=tf2.convert_images_to_uint8, nchw_to_nhwc=True))
@@ -98,9 +69,7 @@ def test_style_mixing(nets):
 
 def test_discriminator(nets):
     G, D, Gs, ref = nets
-    imgs = _d_images(ref)
-    assert rel(D.run(imgs, None), ref['D_scores']) <= TOL
-    assert rel(D.run(imgs[:2], None), ref['D_scores_first2']) <= TOL
+    assert_discriminator_scores(D, ref)
 
 
 @pytest.mark.parametrize('lod,key', [(0.5, '0p5'), (1.0, '1p0'), (2.3, '2p3')])
@@ -110,7 +79,7 @@ def test_lod(nets, lod_reset, lod, key):
     D.set_var('lod', lod)
     out = Gs.run(ref['latents'], None, truncation_psi=1.0, randomize_noise=False)
     assert rel(out, ref[f'images_lod{key}']) <= TOL
-    assert rel(D.run(_d_images(ref), None), ref[f'D_scores_lod{key}']) <= TOL
+    assert rel(D.run(d_images(ref), None), ref[f'D_scores_lod{key}']) <= TOL
 
 
 def test_eager_equals_tf_function(nets, lod_reset):
@@ -123,7 +92,7 @@ def test_eager_equals_tf_function(nets, lod_reset):
         graph = tf.function(lambda x: Gs.model(x, None, truncation_psi=0.7,
                                                randomize_noise=False))(z).numpy()
         np.testing.assert_allclose(graph, eager, rtol=0, atol=1e-5 * np.abs(eager).max())
-        imgs = tf.constant(_d_images(ref))
+        imgs = tf.constant(d_images(ref))
         eager_d = D.model(imgs).numpy()
         graph_d = tf.function(lambda x: D.model(x))(imgs).numpy()
         np.testing.assert_allclose(graph_d, eager_d, rtol=0, atol=1e-5 * np.abs(eager_d).max())
@@ -136,4 +105,4 @@ def test_nchw_data_format_matches(nets):
     _, D2, Gs2 = tf2.load_network(fixture_path('sg1_r64.pkl'), data_format='NCHW')
     out = Gs2.run(ref['latents'], None, truncation_psi=0.7, randomize_noise=False)
     assert rel(out, ref['images_psi07']) <= TOL
-    assert rel(D2.run(_d_images(ref), None), ref['D_scores']) <= TOL
+    assert rel(D2.run(d_images(ref), None), ref['D_scores']) <= TOL

@@ -5,36 +5,18 @@ the independent plain-NumPy reference (tests/reference_sg1_numpy.py) for network
 does not cover (fused up/down-scaling at >= 128 px, no noise, const_input_layer=False, ...).
 """
 
-import re
-
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import reference_sg1_numpy as R1
-from conftest import rel, small_net_kwargs, spec_path
+from conftest import rel, small_net_kwargs
+from fixture_checks import assert_official_variables
 from tf2 import checkpoint
 from tf2 import layers as L
 from tf2 import networks_stylegan as nets
 
 TOL = 1e-4
-
-
-def _parse_variable_list(path):
-    """{section title: [(name, shape, trainable)]} of sg1_ffhq1024_variables.txt."""
-    sections, cur = {}, None
-    for line in open(path):
-        if line.startswith('## '):
-            cur = sections.setdefault(line[3:].split('  ')[0].strip(), [])
-        elif cur is not None and line.strip():
-            m = re.match(r'(\S+)\s+(\[[\d, ]*\])\s+(trainable|non-trainable)', line)
-            if m:
-                cur.append((m[1], eval(m[2]), m[3] == 'trainable'))   # noqa: S307 (shape list)
-    return sections
-
-
-def _rows(variables):
-    return [(k, list(v.shape), bool(v.trainable)) for k, v in variables.items()]
 
 
 def _randomize(model, seed=0):
@@ -50,13 +32,11 @@ def _randomize(model, seed=0):
 # Variables.
 
 def test_ffhq1024_variables_match_official_list():
-    expect = _parse_variable_list(spec_path('sg1_ffhq1024_variables.txt'))
     G = nets.G_style(name='G', num_channels=3, resolution=1024, label_size=0)
     D = nets.D_basic(name='D', num_channels=3, resolution=1024, label_size=0)
-    assert _rows(G.own_official_variables()) == expect['G (top level)']
-    assert _rows(G.mapping.own_official_variables()) == expect['G.components.mapping']
-    assert _rows(G.synthesis.own_official_variables()) == expect['G.components.synthesis']
-    assert _rows(D.own_official_variables()) == expect['D']
+    assert_official_variables('sg1_ffhq1024_variables.txt', G.own_official_variables(),
+                              G.mapping.own_official_variables(),
+                              G.synthesis.own_official_variables(), D.own_official_variables())
     assert list(G.components) == ['synthesis', 'mapping']
     assert (G.synthesis.name, G.mapping.name) == ('G_synthesis', 'G_mapping')
     count = lambda m: sum(int(np.prod(v.shape)) for v in m.trainable_variables)  # noqa: E731

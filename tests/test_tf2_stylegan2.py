@@ -6,23 +6,21 @@ official API. Also: config-f at 1024 px builds exactly the official variables, a
 reloads identically, and config-a pickles (G_style/D_basic with a version-4 state) load as v1.
 """
 
-import re
-
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import tf2
-from conftest import fixture_path, rel, spec_path, uint8_mismatch, d_kwargs
+from conftest import TOL, fixture_path, rel, d_kwargs
+from fixture_checks import (GS_IMAGES, assert_discriminator_scores, assert_gs_images,
+                            assert_instantaneous_g, assert_mapping_and_dlatent_avg,
+                            assert_official_variables, assert_synthesis, assert_uint8_matches,
+                            d_images)
 from dnnlib import legacy_pickle
 from tf2 import checkpoint
 from tf2 import networks_stylegan as nets1
 from tf2 import networks_stylegan2 as nets2
 from tf2 import ops
-
-TOL = 1e-4            # max|diff| / max|ref| required by the issue
-UINT8_TOL = 0.001     # fraction of uint8 values allowed to differ (by one)
-
 
 def _compiled_available():
     try:
@@ -41,11 +39,6 @@ def nets(request):
     ref = np.load(fixture_path('sg2_r64_ref.npz'))
     yield G, D, Gs, ref
     nets2.DEFAULT_IMPL = 'auto'
-
-
-def _d_images(ref):
-    imgs = ref['images_psi1']
-    return np.concatenate([imgs, imgs[:, :, :, ::-1]])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -68,23 +61,16 @@ def test_loaded_models_are_v2(nets):
 
 def test_mapping_and_dlatent_avg(nets):
     G, D, Gs, ref = nets
-    assert rel(Gs.components.mapping.run(ref['latents'], None), ref['dlatents']) <= TOL
-    assert rel(Gs.get_var('dlatent_avg'), ref['dlatent_avg']) <= TOL
+    assert_mapping_and_dlatent_avg(Gs, ref)
     for part in ('A', 'B'):
         out = Gs.components.mapping.run(ref[f'mix_latents_{part}'], None)
         assert rel(out, ref[f'mix_dlatents_{part}']) <= TOL
 
 
-@pytest.mark.parametrize('key,kwargs', [
-    ('images_psi1', dict(truncation_psi=1.0)),
-    ('images_psi05', dict()),                                   # G_main default: 0.5, all rows
-    ('images_psi07_cutoff8', dict(truncation_psi=0.7, truncation_cutoff=8)),
-])
+@pytest.mark.parametrize('key,kwargs', GS_IMAGES['sg2_r64'])
 def test_gs_truncation(nets, key, kwargs):
     G, D, Gs, ref = nets
-    out = Gs.run(ref['latents'], None, randomize_noise=False, **kwargs)
-    assert out.shape == ref[key].shape and out.dtype == np.float32
-    assert rel(out, ref[key]) <= TOL
+    assert_gs_images(Gs, ref, key, kwargs)
 
 
 def test_truncated_dlatents_returned(nets):
@@ -98,30 +84,22 @@ def test_uint8_output(nets):
     G, D, Gs, ref = nets
     out = Gs.run(ref['latents'], None, randomize_noise=False, minibatch_size=3,
                  output_transform=dict(func=tf2.convert_images_to_uint8, nchw_to_nhwc=True))
-    expect = ref['images_psi05_uint8_nhwc']
-    assert out.dtype == np.uint8 and out.shape == expect.shape
-    assert np.abs(out.astype(np.int32) - expect).max() <= 1
-    assert uint8_mismatch(out, expect) <= UINT8_TOL
+    assert_uint8_matches(out, ref['images_psi05_uint8_nhwc'])
 
 
 def test_instantaneous_g(nets):
     G, D, Gs, ref = nets
-    out = G.run(ref['latents'], None, truncation_psi=1.0, randomize_noise=False)
-    assert rel(out, ref['G_images_psi1']) <= TOL
-    assert rel(out, ref['images_psi1']) > 1e-3          # G differs from Gs in this fixture
+    assert_instantaneous_g(G, ref, apart=1e-3)          # G differs from Gs in this fixture
 
 
 def test_synthesis_of_mixed_dlatents(nets):
     G, D, Gs, ref = nets
-    out = Gs.components.synthesis.run(ref['mix_dlatents'], randomize_noise=False)
-    assert rel(out, ref['mix_images']) <= TOL
+    assert_synthesis(Gs, ref, 'mix_dlatents', 'mix_images')
 
 
 def test_discriminator_scores(nets):
     G, D, Gs, ref = nets
-    imgs = _d_images(ref)
-    assert rel(D.run(imgs, None), ref['D_scores']) <= TOL
-    assert rel(D.run(imgs[:2], None), ref['D_scores_first2']) <= TOL      # group size 2
+    assert_discriminator_scores(D, ref)                 # also the first two: group size 2
 
 
 def test_eager_and_tf_function_agree(nets):
@@ -145,38 +123,18 @@ def test_random_noise_draws_fresh_noise(nets):
 # ------------------------------------------------------------------------------------------------
 # Official variable list at 1024 px (built, never run).
 
-def _parse_variable_list(path):
-    """{section title: [(name, shape, trainable)]} of sg2_configf1024_variables.txt."""
-    sections, cur = {}, None
-    for line in open(path):
-        if line.startswith('## '):
-            cur = sections.setdefault(line[3:].split('  ')[0].strip(), [])
-        elif cur is not None and line.strip():
-            m = re.match(r'(\S+)\s+(\[[\d, ]*\])\s+(trainable|non-trainable)', line)
-            if m:
-                cur.append((m[1], eval(m[2]), m[3] == 'trainable'))   # noqa: S307 (shape list)
-    return sections
-
-
-def _rows(variables):
-    return [(k, list(v.shape), bool(v.trainable)) for k, v in variables.items()]
-
-
 def test_configf_1024_variables_match_official_list():
-    path = spec_path('sg2_configf1024_variables.txt')
-    expect = _parse_variable_list(path)
     G = nets2.G_main(name='G', num_channels=3, resolution=1024, label_size=0)
     D = nets2.D_stylegan2(name='D', num_channels=3, resolution=1024, label_size=0)
-    assert _rows(G.own_official_variables()) == expect['G (top level)']
-    assert _rows(G.mapping.own_official_variables()) == expect['G.components.mapping']
-    assert _rows(G.synthesis.own_official_variables()) == expect['G.components.synthesis']
-    assert _rows(D.own_official_variables()) == expect['D']
+    counts = assert_official_variables(
+        'sg2_configf1024_variables.txt', G.own_official_variables(),
+        G.mapping.own_official_variables(), G.synthesis.own_official_variables(),
+        D.own_official_variables())
     assert G.mapping.name == 'G_mapping' and G.synthesis.name == 'G_synthesis'
     assert G.mapping.static_kwargs['dlatent_broadcast'] == 18
-    counts = re.search(r'G trainable params (\d+)\s+D trainable params (\d+)', open(path).read())
     n_g = sum(int(np.prod(v.shape)) for v in G.trainable_variables)
     n_d = sum(int(np.prod(v.shape)) for v in D.trainable_variables)
-    assert (n_g, n_d) == (int(counts[1]), int(counts[2]))
+    assert (n_g, n_d) == counts
     # Keras' trainable lists hold exactly the officially trainable variables.
     assert {id(v) for v in G.trainable_variables} == {
         id(v) for v in G.official_variables().values() if v.trainable}
@@ -271,4 +229,4 @@ def test_nchw_data_format_matches():
     _, D, Gs = tf2.load_network(fixture_path('sg2_r64.pkl'), data_format='NCHW')
     assert Gs.model.synthesis.data_format == 'NCHW'
     assert rel(Gs.run(ref['latents'], None, randomize_noise=False), ref['images_psi05']) <= TOL
-    assert rel(D.run(_d_images(ref), None), ref['D_scores']) <= TOL
+    assert rel(D.run(d_images(ref), None), ref['D_scores']) <= TOL

@@ -179,16 +179,17 @@ def test_labels_in_mapping_and_discriminator():
 # ------------------------------------------------------------------------------------------------
 # Configs b-d: progressive growing with v2 layers.
 
-def _revised_as_orig(state, resolution):
-    """Variables of a G_synthesis_stylegan_revised state seen as an 'orig' synthesis at
-    ``resolution``: ToRGB_lod{k} of that resolution becomes ``RxR/ToRGB``."""
+def _progressive_as_orig(state, resolution, rgb='ToRGB'):
+    """Variables of a G_synthesis_stylegan_revised (rgb 'ToRGB') or D_stylegan ('FromRGB') state
+    seen as an 'orig' network at ``resolution``: {rgb}_lod{k} of that resolution becomes
+    ``RxR/{rgb}``, the other levels' and ``lod`` are left out."""
     rl_full = int(np.log2(state.static_kwargs['resolution']))
     rl = int(np.log2(resolution))
     out = {}
     for name, value in state.variables.items():
-        if name.startswith(f'ToRGB_lod{rl_full - rl}/'):
-            out[f'{resolution}x{resolution}/ToRGB/' + name.split('/')[-1]] = value
-        elif not name.startswith('ToRGB_lod') and name != 'lod':
+        if name.startswith(f'{rgb}_lod{rl_full - rl}/'):
+            out[f'{resolution}x{resolution}/{rgb}/' + name.split('/')[-1]] = value
+        elif not name.startswith(f'{rgb}_lod') and name != 'lod':
             out[name] = value
     return out
 
@@ -205,10 +206,10 @@ def test_revised_synthesis_progressive_growing_matches_reference():
     state = checkpoint.state_from_model(syn)
     dl = np.random.RandomState(8).randn(2, 8, 16).astype(np.float32)
     kw = dict(KW, architecture='orig')
-    img0 = R2.synthesis(_revised_as_orig(state, 32), dl, dict(kw, resolution=32))
-    img1 = R2.synthesis(_revised_as_orig(state, 16), dl[:, :6], dict(kw, resolution=16))
+    img0 = R2.synthesis(_progressive_as_orig(state, 32), dl, dict(kw, resolution=32))
+    img1 = R2.synthesis(_progressive_as_orig(state, 16), dl[:, :6], dict(kw, resolution=16))
     img1 = img1.repeat(2, axis=2).repeat(2, axis=3)                        # nearest x2
-    img2 = R2.synthesis(_revised_as_orig(state, 8), dl[:, :4], dict(kw, resolution=8))
+    img2 = R2.synthesis(_progressive_as_orig(state, 8), dl[:, :4], dict(kw, resolution=8))
     img2 = img2.repeat(4, axis=2).repeat(4, axis=3)
     Gn = Network(G)
     for lod, expect in ((0.0, img0), (1.0, img1), (0.5, 0.5 * (img0 + img1)),
@@ -228,22 +229,10 @@ def test_revised_synthesis_progressive_growing_matches_reference():
     w = R2.mapping(mp.variables, z, mp.static_kwargs, 8)
     avg = G.dlatent_avg.numpy()
     w = avg + (w - avg) * 0.5
-    expect = R2.synthesis(_revised_as_orig(state, 16), w[:, :6], dict(kw, resolution=16))
+    expect = R2.synthesis(_progressive_as_orig(state, 16), w[:, :6], dict(kw, resolution=16))
     got = Gn.run(z, None, randomize_noise=False)
     assert syn.lod.numpy() == 1.0
     assert rel(got, expect.repeat(2, axis=2).repeat(2, axis=3)) <= TOL
-
-
-def _d_stylegan_as_orig(state, resolution):
-    rl_full = int(np.log2(state.static_kwargs['resolution']))
-    rl = int(np.log2(resolution))
-    out = {}
-    for name, value in state.variables.items():
-        if name.startswith(f'FromRGB_lod{rl_full - rl}/'):
-            out[f'{resolution}x{resolution}/FromRGB/' + name.split('/')[-1]] = value
-        elif not name.startswith('FromRGB_lod') and name != 'lod':
-            out[name] = value
-    return out
 
 
 def test_d_stylegan_progressive_growing_matches_reference():
@@ -260,7 +249,7 @@ def test_d_stylegan_progressive_growing_matches_reference():
     Dn = Network(D)
     for lod in (0, 1, 2):
         res = 32 >> lod
-        expect = R2.D_stylegan2(_state(_d_stylegan_as_orig(state, res), **dict(
+        expect = R2.D_stylegan2(_state(_progressive_as_orig(state, res, 'FromRGB'), **dict(
             KW, resolution=res, architecture='orig')), box(imgs, 2 ** lod))
         D.lod.assign(float(lod))
         assert rel(Dn.run(imgs, None), expect) <= TOL, lod

@@ -138,47 +138,35 @@ def _fused_bias_act_compiled(x, b, op, attrs):
         y = _run(op, x, bb, None, attrs, 0)
 
         def grad(dy):
-            dx = _grad1(dy, x, bb, op, attrs)
+            dx = _grad(1, dy, x, bb, op, attrs)
             return (dx,) + ((_bias_grad(dx, bb, axis),) if b_list else ())
         return y, grad
     return forward(x) if b is None else forward(x, b)
 
 
-def _grad1(g, x, b, op, attrs):
-    """g * f'(x + b), differentiable in g, x and b (its own gradient uses _grad2)."""
+def _grad(order, g, x, b, op, attrs):
+    """g * f'(x + b) (order 1) or g * f''(x + b) (order 2), differentiable in g, x and b: the
+    gradient of order 1 uses order 2; that of order 2 (third order) is autodiff of the reference
+    f''."""
     axis = attrs['axis']
 
     @tf.custom_gradient
-    def grad1(g, x, *b_list):
+    def grad_op(g, x, *b_list):
         bb = b_list[0] if b_list else None
-        out = _run(op, x, bb, g, attrs, 1)
+        out = _run(op, x, bb, g, attrs, order)
 
         def grad(dout):
-            dg = _grad1(dout, x, bb, op, attrs)
-            dx = _grad2(dout * g, x, bb, op, attrs)
+            dg = _grad(order, dout, x, bb, op, attrs)
+            if order == 1:
+                dx = _grad(2, dout * g, x, bb, op, attrs)
+            else:
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    second = _second_derivative_ref(_add_bias(x, bb, axis), attrs)
+                dx = tape.gradient(second, x, output_gradients=dout * g)
             return (dg, dx) + ((_bias_grad(dx, bb, axis),) if b_list else ())
         return out, grad
-    return grad1(g, x) if b is None else grad1(g, x, b)
-
-
-def _grad2(g, x, b, op, attrs):
-    """g * f''(x + b); its own gradient (third order) is autodiff of the reference f''."""
-    axis = attrs['axis']
-
-    @tf.custom_gradient
-    def grad2(g, x, *b_list):
-        bb = b_list[0] if b_list else None
-        out = _run(op, x, bb, g, attrs, 2)
-
-        def grad(dout):
-            dg = _grad2(dout, x, bb, op, attrs)
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                second = _second_derivative_ref(_add_bias(x, bb, axis), attrs)
-            dx = tape.gradient(second, x, output_gradients=dout * g)
-            return (dg, dx) + ((_bias_grad(dx, bb, axis),) if b_list else ())
-        return out, grad
-    return grad2(g, x) if b is None else grad2(g, x, b)
+    return grad_op(g, x) if b is None else grad_op(g, x, b)
 
 
 def _add_bias(x, b, axis):

@@ -323,17 +323,9 @@ def _zero_insert_conv(y, w, factor):
 def conv_downsample_2d(x, w, k=None, factor=2, gain=1, data_format='NCHW', impl='auto'):
     """Fused FIR filter followed by a stride-``factor`` VALID conv, as in the official code.
 
-    Args:
-        x: ``[N, C, H, W]`` (or NHWC); C may be a multiple of w's inputs (grouped conv).
-        w: conv weight ``[k, k, in, out]`` (HWIO).
-        k: 1-D or 2-D FIR filter; None means ``[1] * factor``.
-        factor: integer downsampling factor.
-        gain: signal gain.
-        data_format: 'NCHW' or 'NHWC'.
-        impl: implementation of the upfirdn2d step ('auto', 'ref', 'cpp' or 'cuda').
-
-    Returns:
-        ``[N, out, H // factor, W // factor]`` (or NHWC).
+    Arguments as for ``upsample_conv_2d``, with ``factor`` the downsampling factor; x may have
+    a multiple of w's inputs as channels (grouped conv). Returns ``[N, out, H // factor,
+    W // factor]`` (or NHWC).
     """
     x = tf.convert_to_tensor(x)
     _check_format(data_format, x, 'conv_downsample_2d')
