@@ -9,7 +9,7 @@ import PIL.Image
 import pytest
 
 import reference_sg1_numpy as R1
-from conftest import REPO_DIR, assert_user_error, expand_args, fixture_path
+from conftest import REPO_DIR, assert_user_error, bad_pickle_errors, expand_args, fixture_path
 from dnnlib import legacy_pickle
 from dnnlib.util import parse_seeds
 from editing.generate_images import generate_images, image_grid, seed_latents
@@ -96,17 +96,9 @@ def test_cli_bad_input_writes_nothing(tmp_path):
     assert not out.exists()
 
 
-GENERATE_ERRORS = [   # (id, arguments, words in the error line)
-    ('network-missing', ['--network', 'PKL:missing', '--seeds', '0'], ['missing.pkl', 'network pickle not found']),
-    ('network-is-a-folder', ['--network', 'PKL:folder', '--seeds', '0'], ['folder.pkl', 'not a file']),
-    ('network-not-a-pickle', ['--network', 'PKL:text', '--seeds', '0'], ['text.pkl', 'not a pickle']),
-    ('network-truncated', ['--network', 'PKL:truncated', '--seeds', '0'], ['truncated.pkl', 'truncated']),
-    ('network-hostile', ['--network', 'PKL:hostile', '--seeds', '0'], ['hostile.pkl', 'system']),
+GENERATE_ERRORS = bad_pickle_errors('--network', '--seeds', '0') + [   # (id, arguments, words)
     ('network-hostile-legacy', ['--network', 'PKL:hostile', '--seeds', '0', '--impl', 'legacy'],
      ['hostile.pkl', 'system']),
-    ('pickle-without-networks', ['--network', 'PKL:dict', '--seeds', '0'], ['dict.pkl', 'no networks']),
-    ('two-networks-only', ['--network', 'PKL:pair', '--seeds', '0'], ['pair.pkl', '(G, D, Gs)']),
-    ('discriminator-as-Gs', ['--network', 'PKL:d_as_gs', '--seeds', '0'], ['d_as_gs.pkl', 'D_basic', 'not a generator']),
     ('discriminator-as-Gs-legacy', ['--network', 'PKL:d_as_gs', '--seeds', '0', '--impl', 'legacy'],
      ['d_as_gs.pkl', 'not a generator']),
     ('empty-seed-list', ['--network', 'FIXTURE:sg1_r64.pkl', '--seeds', ''], ['--seeds', 'bad seed list']),

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO_DIR, assert_user_error, fixture_path, make_dataset
+from conftest import REPO_DIR, assert_user_error, bad_pickle_errors, fixture_path, make_dataset
 from dnnlib import legacy_pickle, submission
 from training import training_options as to
 
@@ -165,14 +165,7 @@ RUN_ERRORS = [   # (id, args, words in the error line); {toy32} etc. are dataset
     ('garbage-dataset', ['--config', 'ffhq', '--dataset', 'garbage'], ['--data-dir/--dataset', 'not a TFRecord file']),
     ('resolution-above-dataset', ['--config', 'demo', '--dataset', 'toy32', '--resolution', '64'],
      ['--resolution 64', 'the largest is 32x32']),
-    ('resume-pkl-missing', ['--dataset', 'toy64', '--resume-pkl', 'PKL:missing'], ['--resume-pkl', 'no such file']),
-    ('resume-pkl-folder', ['--dataset', 'toy64', '--resume-pkl', 'PKL:folder'], ['--resume-pkl', 'no such file']),
-    ('resume-pkl-text', ['--dataset', 'toy64', '--resume-pkl', 'PKL:text'], ['--resume-pkl', 'not a pickle']),
-    ('resume-pkl-truncated', ['--dataset', 'toy64', '--resume-pkl', 'PKL:truncated'], ['--resume-pkl', 'truncated']),
-    ('resume-pkl-hostile', ['--dataset', 'toy64', '--resume-pkl', 'PKL:hostile'], ['--resume-pkl', 'system']),
-    ('resume-pkl-no-networks', ['--dataset', 'toy64', '--resume-pkl', 'PKL:dict'], ['--resume-pkl', 'no networks']),
-    ('resume-pkl-pair', ['--dataset', 'toy64', '--resume-pkl', 'PKL:pair'], ['--resume-pkl', 'not a (G, D, Gs)']),
-    ('resume-pkl-d-as-gs', ['--dataset', 'toy64', '--resume-pkl', 'PKL:d_as_gs'], ['--resume-pkl', 'D_basic']),
+] + bad_pickle_errors('--resume-pkl', '--dataset', 'toy64') + [
     ('resume-pkl-resolution', ['--dataset', 'toy32', '--resume-pkl', SG1],
      ['--resume-pkl', 'resolution 64', 'resolution 32', '--transfer-mismatched']),
     ('resume-pkl-family', ['--config', 'stylegan2-f', '--dataset', 'toy64', '--resume-pkl', SG1],
