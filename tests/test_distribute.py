@@ -242,3 +242,38 @@ def test_sigkill_then_resume_two_replicas_stylegan2(dataset_dir, tmp_path):
     kill_and_resume(kwargs, max_delay=10.0,
                     meanwhile=lambda: finish(run_training_process(dict(kwargs, run_dir=ref_dir))))
     assert_same_training_state(ref_dir, run_dir, 1)
+
+
+# ------------------------------------------------------------------------------------------------
+# Mixed precision.
+
+def test_mixed_precision_bfloat16_losses_finite_and_float32_snapshots(dataset_dir, tmp_path):
+    """bfloat16 compute on one logical CPU device (TensorFlow emulates it where the CPU has no
+    bfloat16 instructions, so this checks the numbers, not the speed)."""
+    run_dir = str(tmp_path / 'bf16')
+    os.makedirs(run_dir)
+    summary = json.loads(finish(run_training_process(v2_layout_kwargs(
+        dataset_dir, run_dir, {'cpu_devices': 1}, mixed_precision='bfloat16'))).strip().splitlines()[-1])
+    assert summary['ticks'] == 1
+    line = [json.loads(l) for l in open(os.path.join(run_dir, 'stats.jsonl'))][-1]
+    for key in ('Loss/G/loss', 'Loss/D/loss', 'Loss/G_reg/loss', 'Loss/D_reg/loss', 'Loss/pl_lengths'):
+        assert line[key] is not None and np.isfinite(line[key]), key
+    pkl = tl.snapshot_paths(run_dir, 0)[0]
+    for net in legacy_pickle.load(pkl):
+        assert all(v.dtype == np.float32 for v in net.all_variables().values()), net.name
+    import tf2
+    _, _, Gs = tf2.load_network(pkl)
+    images = Gs.run(np.random.RandomState(0).randn(2, 8), None, truncation_psi=1.0)
+    assert images.dtype == np.float32 and np.all(np.isfinite(images))
+
+
+def test_mixed_precision_refusals():
+    v2, v1 = dict(func_name='G_main'), dict(func_name='G_style')
+    tl.check_mixed_precision(None, None, v1)
+    tl.check_mixed_precision('bfloat16', {'cpu_devices': 1}, v2)
+    with pytest.raises(ValueError, match="mixed_precision 'half': expected one of bfloat16, float16"):
+        tl.check_mixed_precision('half', {'cpu_devices': 1}, v2)
+    with pytest.raises(ValueError, match='give distribute_args'):
+        tl.check_mixed_precision('float16', None, v2)
+    with pytest.raises(ValueError, match=r'only the StyleGAN2 networks \(G_main\).*G_style'):
+        tl.check_mixed_precision('bfloat16', {'cpu_devices': 1}, v1)

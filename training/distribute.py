@@ -12,15 +12,15 @@
 `get_strategy(distribute_args)` creates the strategy once per process (TensorFlow allows the
 logical-device split and the collective setup only before its runtime starts) and returns the
 same object on later calls. `Layout` says how many replicas there are and whether this process
-is the chief (worker 0), which alone writes files.
+is the chief (worker 0), which alone writes files. Parsing needs no TensorFlow (the launcher's
+--dry-run does not load it); creating a strategy does.
 """
 
 import dataclasses
 import json
 import os
+import re
 from typing import List, Optional, Sequence
-
-import tensorflow as tf
 
 _CREATED = {}      # 'key' -> (json of distribute_args, strategy): one strategy per process
 
@@ -128,6 +128,7 @@ def layout_of(distribute_args: Optional[dict]) -> Layout:
 
 def split_cpu(n: int) -> None:
     """Splits the first CPU into `n` logical devices; must run before TensorFlow starts."""
+    import tensorflow as tf
     cpu = tf.config.list_physical_devices('CPU')[0]
     have = tf.config.get_logical_device_configuration(cpu)
     if have is not None and len(have) == n:
@@ -141,6 +142,7 @@ def split_cpu(n: int) -> None:
 
 
 def _local_devices(args: dict) -> List[str]:
+    import tensorflow as tf
     if 'gpus' in args:
         n = args['gpus']
         found = tf.config.list_physical_devices('GPU')
@@ -154,7 +156,7 @@ def _local_devices(args: dict) -> List[str]:
     return [f'/cpu:{i}' for i in range(n)]
 
 
-def get_strategy(distribute_args: Optional[dict]) -> tf.distribute.Strategy:
+def get_strategy(distribute_args: Optional[dict]):
     """The strategy for distribute_args, created at the first call of the process.
 
     Raises:
@@ -169,6 +171,7 @@ def get_strategy(distribute_args: Optional[dict]) -> tf.distribute.Strategy:
             raise DistributeError(f'a strategy for {_CREATED["strategy"][0]} exists in this process; '
                                   f'cannot create one for {key}')
         return _CREATED['strategy'][1]
+    import tensorflow as tf
     args = dict(distribute_args)
     if args.get('workers'):
         strategy = _multi_worker(args)
@@ -178,7 +181,8 @@ def get_strategy(distribute_args: Optional[dict]) -> tf.distribute.Strategy:
     return strategy
 
 
-def _multi_worker(args: dict) -> tf.distribute.Strategy:
+def _multi_worker(args: dict):
+    import tensorflow as tf
     workers, index = args['workers'], args['worker_index']
     gpus = args.get('gpus', 0)
     if gpus:
@@ -194,3 +198,28 @@ def _multi_worker(args: dict) -> tf.distribute.Strategy:
         implementation=tf.distribute.experimental.CommunicationImplementation.AUTO)
     return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver,
                                                      communication_options=options)
+
+
+def cpu_has_bfloat16(cpuinfo: str = '/proc/cpuinfo') -> bool:
+    """Whether the CPU has bfloat16 instructions (avx512_bf16 or amx_bf16 among its flags)."""
+    try:
+        with open(cpuinfo, encoding='utf-8', errors='replace') as f:
+            text = f.read()
+    except OSError:
+        return False
+    return re.search(r'\b(avx512_bf16|amx_bf16)\b', text) is not None
+
+
+def mixed_precision_dtype(distribute_args: Optional[dict], cpuinfo: str = '/proc/cpuinfo') -> str:
+    """--mixed-precision: 'float16' (with loss scaling) on GPUs, 'bfloat16' on CPUs that have it.
+
+    Raises:
+        DistributeError: on a CPU without bfloat16 instructions, naming the reason.
+    """
+    if distribute_args is not None and 'gpus' in distribute_args:
+        return 'float16'
+    if cpu_has_bfloat16(cpuinfo):
+        return 'bfloat16'
+    raise DistributeError('--mixed-precision: this CPU has no bfloat16 instructions (avx512_bf16 or '
+                          'amx_bf16 in /proc/cpuinfo); TensorFlow would emulate bfloat16, slower than '
+                          'float32. Train without --mixed-precision, or on GPUs')

@@ -430,12 +430,26 @@ class ShardedSteps:
         G_loss, D_loss: loss functions with their static kwargs bound; `rng` and `pl_mean` are
             passed per shard.
         pl_mean: None, or the float32 variable [slots] of the path-length means.
+        mixed_precision: None, 'bfloat16', or 'float16': then each optimizer has a dynamic loss
+            scale (TensorFlow's rule: start 2**15, halve on a non-finite gradient, which skips
+            the update, double after 2000 finite ones); `state()` / `set_state()` save it.
     """
+
+    LOSS_SCALE_INIT, LOSS_SCALE_GROWTH_STEPS = 2.0 ** 15, 2000
 
     def __init__(self, strategy, G, D, Gs, G_opt, D_opt, G_loss: Callable, D_loss: Callable,
                  mirror_augment: bool, drange_data, drange_net, D_augment=None,
-                 G_vars: Optional[list] = None, D_vars: Optional[list] = None, pl_mean=None):
+                 G_vars: Optional[list] = None, D_vars: Optional[list] = None, pl_mean=None,
+                 mixed_precision: Optional[str] = None):
         self.strategy = strategy
+        self.loss_scale, self.good_steps = {}, {}
+        if mixed_precision == 'float16':
+            with strategy.scope():
+                for key in ('G', 'D'):
+                    self.loss_scale[key] = tf.Variable(self.LOSS_SCALE_INIT, trainable=False,
+                                                       name=f'{key}_loss_scale')
+                    self.good_steps[key] = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                                       name=f'{key}_loss_scale_good_steps')
         self.G, self.D, self.Gs = G, D, Gs
         self.G_opt, self.D_opt = G_opt, D_opt
         self.G_loss, self.D_loss = G_loss, D_loss
@@ -474,7 +488,18 @@ class ShardedSteps:
             return self.D(images, labels)
         return D_train
 
-    def _shard(self, loss_fn, takes, variables, args, rnd, pl_value, reg, scale):
+    def state(self) -> Dict[str, np.ndarray]:
+        """The loss scales (float16) for the training-state sidecar."""
+        st = {f'loss_scale/{k}': v.numpy() for k, v in self.loss_scale.items()}
+        st.update({f'loss_scale/{k}_good_steps': v.numpy() for k, v in self.good_steps.items()})
+        return st
+
+    def set_state(self, state: Dict[str, np.ndarray]) -> None:
+        for key in self.loss_scale:
+            self.loss_scale[key].assign(state[f'loss_scale/{key}'])
+            self.good_steps[key].assign(state[f'loss_scale/{key}_good_steps'])
+
+    def _shard(self, loss_fn, takes, variables, args, rnd, pl_value, reg, scale, loss_scale=None):
         # One shard's loss and gradients; pl_value: this shard's slot of pl_mean (a tensor).
         avgs = []
         extra = {} if reg is None else {'reg': reg}
@@ -487,7 +512,10 @@ class ShardedSteps:
             tape.watch([v.value for v in variables])
             loss, stats = loss_fn(self._G_fn(rnd, avgs), self._D_fn(rnd), *args, **extra)
             loss = tf.reduce_mean(loss)
-        grads = tape.gradient(loss * scale if scale != 1.0 else loss, variables)
+        scaled = loss * scale if scale != 1.0 else loss
+        if loss_scale is not None:                 # float16: keep small gradients representable
+            scaled = scaled * tf.convert_to_tensor(loss_scale)
+        grads = tape.gradient(scaled, variables)
         grads = _zeros_for_none(grads, variables)
         out = dict(loss=loss, stats=stats)
         if avgs:                  # (empty tensors are not gathered: that crashes the collectives)
@@ -533,7 +561,7 @@ class ShardedSteps:
             latents = rnd.normal([mbg, self.latent_size])
             y = labels[r * mbg:(r + 1) * mbg]
             return self._shard(self.D_loss, self.D_loss_takes, self.D_vars, (latents, x, y), rnd,
-                               None, reg, scale)[:2] + (pl_vec,)
+                               None, reg, scale, self.loss_scale.get('D'))[:2] + (pl_vec,)
 
         return self._rounds(body, rounds, tf.zeros([0], tf.float32))[:2]
 
@@ -552,7 +580,8 @@ class ShardedSteps:
                 extra['pl_labels'] = pl_labels[r * mbg:(r + 1) * mbg]
             grads, out, pl_value = self._shard(
                 functools.partial(self.G_loss, **extra), self.G_loss_takes, self.G_vars,
-                (latents, labels[r * mbg:(r + 1) * mbg]), rnd, pl_value, reg, scale)
+                (latents, labels[r * mbg:(r + 1) * mbg]), rnd, pl_value, reg, scale,
+                self.loss_scale.get('G'))
             if self.pl_mean is not None:
                 pl_vec = tf.tensor_scatter_nd_update(pl_vec, [[slot]], [pl_value])
             return grads, out, pl_vec
@@ -569,14 +598,19 @@ class ShardedSteps:
             if getattr(net, 'lod', None) is not None:
                 net.lod.assign(lod)
 
-    def _finish(self, opt, variables, per_grads, per_out, lrate, shards):
+    def _finish(self, key, opt, variables, per_grads, per_out, lrate, shards):
         st = self.strategy
-        grads = [tf.cast(st.reduce(tf.distribute.ReduceOp.SUM, g, axis=None) / shards, v.dtype)
+        divisor = float(shards)
+        if key in self.loss_scale:
+            divisor = divisor * tf.cast(tf.convert_to_tensor(self.loss_scale[key]), tf.float64)
+        grads = [tf.cast(st.reduce(tf.distribute.ReduceOp.SUM, g, axis=None) / divisor, v.dtype)
                  for g, v in zip(per_grads, variables)]
         ok = TrainSteps._finite(grads)
         if ok:
             opt.learning_rate.assign(lrate)
             opt.apply_gradients(zip(grads, variables))
+        if key in self.loss_scale:
+            self._adjust_loss_scale(key, ok)
         out = tf.nest.map_structure(lambda t: st.gather(t, axis=0), per_out)
         if self.dlatent_beta is not None and 'avgs' in out:     # G ran in this phase
             avgs = tf.reshape(out['avgs'], [-1, self.dlatent_avg.shape[0]])
@@ -590,14 +624,14 @@ class ShardedSteps:
         self._set_lod(lod)
         per_grads, per_out = self.strategy.run(
             self._D_replica, args=(data, lod, seed, reals_seed, reg, scale, rounds, mbg, slot_rounds))
-        return self._finish(self.D_opt, self.D_vars, per_grads, per_out, lrate, shards)
+        return self._finish('D', self.D_opt, self.D_vars, per_grads, per_out, lrate, shards)
 
     def _G_phase(self, data, lod, lrate, seed, reg=None, scale=1.0, rounds=1, mbg=1, slot_rounds=1,
                  shards=1):
         self._set_lod(lod)
         per_grads, per_out = self.strategy.run(
             self._G_replica, args=(data, lod, seed, reg, scale, rounds, mbg, slot_rounds))
-        ok, out = self._finish(self.G_opt, self.G_vars, per_grads, per_out, lrate, shards)
+        ok, out = self._finish('G', self.G_opt, self.G_vars, per_grads, per_out, lrate, shards)
         if self.pl_mean is not None:
             # Each slot's final value comes from the replica that ran it.
             vecs = out.pop('pl_vec')                       # [replicas, slots]
@@ -605,6 +639,17 @@ class ShardedSteps:
             owner = [j * slot_rounds // rounds for j in range(slots)]
             self.pl_mean.assign(tf.gather_nd(vecs, [[o, j] for j, o in enumerate(owner)]))
         return ok, out
+
+    def _adjust_loss_scale(self, key, ok):
+        scale, good = self.loss_scale[key], self.good_steps[key]
+        if ok:
+            good.assign_add(1)
+            if good >= self.LOSS_SCALE_GROWTH_STEPS:
+                scale.assign(scale * 2.0)
+                good.assign(0)
+        else:
+            scale.assign(tf.maximum(scale * 0.5, 1.0))
+            good.assign(0)
 
     def _update_Gs(self, beta):
         checkpoint.setup_as_moving_average_of(self.Gs, self.G, beta)
@@ -740,6 +785,24 @@ def disable_fragile_graph_rewrite() -> None:
     tf.config.optimizer.set_experimental_options({'dependency_optimization': False})
 
 
+MIXED_PRECISION = ('bfloat16', 'float16')
+
+
+def check_mixed_precision(mixed_precision: Optional[str], distribute_args: Optional[dict],
+                          G_args: dict) -> None:
+    """Refuses a mixed_precision request the loop cannot honour, naming why."""
+    if mixed_precision is None:
+        return
+    if mixed_precision not in MIXED_PRECISION:
+        raise ValueError(f'mixed_precision {mixed_precision!r}: expected one of {", ".join(MIXED_PRECISION)}')
+    if distribute_args is None:
+        raise ValueError('mixed_precision runs in the tf.distribute steps: give distribute_args '
+                         "(one device: {'gpus': 1} or {'cpu_devices': 1})")
+    if G_args.get('func_name') != 'G_main':
+        raise ValueError(f'mixed_precision: only the StyleGAN2 networks (G_main) compute in 16 bits; '
+                         f'{G_args.get("func_name")} (StyleGAN v1) keeps float32 constants in its layers')
+
+
 def _lod_phase_changed(lod: float, prev_lod: float) -> bool:
     return math.floor(lod) != math.floor(prev_lod) or math.ceil(lod) != math.ceil(prev_lod)
 
@@ -809,6 +872,7 @@ def training_loop(
     D_reg_interval: Optional[int] = None,   # Likewise for D (StyleGAN2: 16). Lazy regularisation needs a loss with a `reg` argument.
     mixing_figure: bool = False,            # At the end, write style-mixing figures of the final snapshot into run_dir.
     metric_args: Optional[dict] = None,     # Metrics at every network snapshot: snapshot_metrics.SnapshotMetrics kwargs (names, inception, vgg16, lpips).
+    mixed_precision: Optional[str] = None,  # 'bfloat16' or 'float16' (dynamic loss scaling) compute; variables and snapshots stay float32. Needs distribute_args and StyleGAN2 networks. None: float32.
     distribute_args: Optional[dict] = None, # tf.distribute layout (training/distribute.py): {'gpus'|'cpu_devices': N, 'workers': [...], 'worker_index': i}. None: one device, rounds in Python (the original loop).
 ) -> Dict[str, Any]:
     """Trains StyleGAN (v1) or StyleGAN2 as the official `training_loop`s; see the module docstring.
@@ -827,6 +891,7 @@ def training_loop(
         raise ValueError(f'num_gpus {num_gpus}: the minibatch preset must be for a multiple of the '
                          f'{layout.num_replicas} replicas')
     is_chief = layout.is_chief        # only the chief writes files
+    check_mixed_precision(mixed_precision, distribute_args, G_args)
     disable_fragile_graph_rewrite()
     if loop_order not in ('v1', 'v2'):
         raise ValueError(f"loop_order {loop_order!r}: expected 'v1' or 'v2'")
@@ -861,6 +926,10 @@ def training_loop(
     setup_scope = contextlib.ExitStack()
     if strategy is not None:
         setup_scope.enter_context(strategy.scope())
+    if mixed_precision is not None:
+        # Layers built now compute in 16 bits with float32 variables (Keras dtype policy).
+        setup_scope.callback(keras.config.set_dtype_policy, keras.config.dtype_policy())
+        keras.config.set_dtype_policy(f'mixed_{mixed_precision}')
     if resume_run and is_chief:
         # Statistics of ticks after the snapshot belong to work that is redone now.
         truncate_stats_file(run_dir, cur_nimg / 1000)
@@ -935,7 +1004,7 @@ def training_loop(
         if not is_chief:
             return
         images = Gs_run.run(grid_latents, grid_labels, is_validation=True, minibatch_size=minibatch)
-        save_image_grid(images, path, drange_net, grid)
+        save_image_grid(np.asarray(images, np.float32), path, drange_net, grid)
 
     if state is None:
         render_grid(os.path.join(run_dir, 'fakes_init.png'), 8)
@@ -949,7 +1018,9 @@ def training_loop(
                              functools.partial(G_loss_func, **G_loss_kwargs),
                              functools.partial(D_loss_func, **D_loss_kwargs),
                              mirror_augment, drange_data, drange_net, D_augment, G_vars, D_vars,
-                             pl_mean=G_loss_state.get('pl_mean'))
+                             pl_mean=G_loss_state.get('pl_mean'), mixed_precision=mixed_precision)
+        if state is not None and mixed_precision == 'float16':
+            steps.set_state(state)
     setup_scope.close()
     stats = StatsCollector(run_dir if is_chief else None)
     last_pkl = latest[0] if latest is not None else None
@@ -966,6 +1037,8 @@ def training_loop(
         st.update({f'D_opt/{k}': v for k, v in optimizer_arrays(D_opt).items()})
         if D_augment is not None and hasattr(D_augment, 'get_state'):
             st.update({f'augment/{k}': np.asarray(v) for k, v in D_augment.get_state().items()})
+        if isinstance(steps, ShardedSteps):
+            st.update(steps.state())
         return st
 
     def accumulate(grads_fn, next_args, rounds: int, lod_t, label: str, sched, on_stats=None):
