@@ -445,6 +445,13 @@ class OfficialModel(keras.Model):
         """Marks the model built (all variables exist; Keras must not build lazily)."""
         self.built = True
 
+    def finish_mapping_init(self, latent_size, label_size, dlatent_broadcast, dlatent_size):
+        """finish_init of a mapping network (v1 and v2 alike): its official input/output shapes."""
+        self.input_shapes = [[None, latent_size], [None, label_size]]
+        self.output_shapes = [[None, dlatent_broadcast, dlatent_size] if dlatent_broadcast
+                              else [None, dlatent_size]]
+        self.finish_init()
+
     def own_official_variables(self) -> Dict[str, keras.Variable]:
         """Own variables (not the components'), official name -> variable, pickle order."""
         return collections.OrderedDict(self._own_vars)

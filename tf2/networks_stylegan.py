@@ -41,6 +41,15 @@ def resolution_log2(resolution: int) -> int:
     return rl
 
 
+def _v1_setup(model, name, dtype, fused_scale, resolution, fmap_base, fmap_decay, fmap_max):
+    """What G_synthesis and D_basic check and derive alike: (resolution_log2, nf)."""
+    check_dtype(dtype, name)
+    if fused_scale not in (True, False, 'auto'):
+        raise ValueError(f'{name}: fused_scale must be True, False or "auto", got {fused_scale!r}')
+    model.resolution_log2 = resolution_log2(resolution)
+    return model.resolution_log2, _nf_v1(fmap_base, fmap_decay, fmap_max)
+
+
 def check_dtype(dtype: str, where: str):
     if dtype != 'float32':
         raise ValueError(f'{where}: only dtype="float32" is supported, got {dtype!r}')
@@ -110,10 +119,7 @@ class MappingV1(L.OfficialModel):
                 scope, fan_in, fmaps, gain=_SQRT2, use_wscale=use_wscale, lrmul=mapping_lrmul)))
             self.bias_layers.append(self.track_layer(L.Bias(scope, fmaps, lrmul=mapping_lrmul)))
             fan_in = fmaps
-        self.input_shapes = [[None, latent_size], [None, label_size]]
-        self.output_shapes = [[None, dlatent_broadcast, dlatent_size] if dlatent_broadcast
-                              else [None, dlatent_size]]
-        self.finish_init()
+        self.finish_mapping_init(latent_size, label_size, dlatent_broadcast, dlatent_size)
 
     def call(self, latents, labels=None, **_kwargs):
         # latents: [N, latent_size]
@@ -234,12 +240,7 @@ class SynthesisV1(L.ProgressiveSynthesis, L.OfficialModel):
                  use_instance_norm=True, dtype='float32', fused_scale='auto',
                  blur_filter=(1, 2, 1), structure='auto', static_kwargs=None, **_kwargs):
         super().__init__(name, static_kwargs or {}, data_format)
-        check_dtype(dtype, name)
-        if fused_scale not in (True, False, 'auto'):
-            raise ValueError(f'{name}: fused_scale must be True, False or "auto", '
-                             f'got {fused_scale!r}')
-        rl = self.resolution_log2 = resolution_log2(resolution)
-        nf = _nf_v1(fmap_base, fmap_decay, fmap_max)
+        rl, nf = _v1_setup(self, name, dtype, fused_scale, resolution, fmap_base, fmap_decay, fmap_max)
         self.num_layers = rl * 2 - 2
         self.num_styles = self.num_layers if use_styles else 1
         self.num_channels, self.resolution = num_channels, resolution
@@ -521,12 +522,7 @@ class DBasic(L.ProgressiveDiscriminator, L.OfficialModel):
                  mbstd_num_features=1, dtype='float32', fused_scale='auto',
                  blur_filter=(1, 2, 1), structure='auto', static_kwargs=None, **_kwargs):
         super().__init__(name, static_kwargs or {}, data_format)
-        check_dtype(dtype, name)
-        if fused_scale not in (True, False, 'auto'):
-            raise ValueError(f'{name}: fused_scale must be True, False or "auto", '
-                             f'got {fused_scale!r}')
-        rl = self.resolution_log2 = resolution_log2(resolution)
-        nf = _nf_v1(fmap_base, fmap_decay, fmap_max)
+        rl, nf = _v1_setup(self, name, dtype, fused_scale, resolution, fmap_base, fmap_decay, fmap_max)
         df = self.data_format
         self.num_channels, self.resolution, self.label_size = num_channels, resolution, label_size
         self.mbstd_group_size, self.mbstd_num_features = mbstd_group_size, mbstd_num_features

@@ -330,10 +330,7 @@ class MappingV2(L.OfficialModel):
             self.dense_layers.append(self.track_layer(_DenseBiasAct(
                 f'Dense{i}', fan_in, fmaps, act, cfg, lrmul=mapping_lrmul)))
             fan_in = fmaps
-        self.input_shapes = [[None, latent_size], [None, label_size]]
-        self.output_shapes = [[None, dlatent_broadcast, dlatent_size] if dlatent_broadcast
-                              else [None, dlatent_size]]
-        self.finish_init()
+        self.finish_mapping_init(latent_size, label_size, dlatent_broadcast, dlatent_size)
 
     def call(self, latents, labels=None, **_kwargs):
         # latents: [N, latent_size] -> dlatents [N, dlatent_broadcast, dlatent_size]
