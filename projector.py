@@ -7,6 +7,8 @@ import argparse
 import os
 import sys
 
+from editing import cli
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='projector.py', description=__doc__ + '''
@@ -16,7 +18,7 @@ examples:
   python projector.py --network net.pkl --target a.png b.png --space w+ --loss pixel \\
       --num-steps 500 --snapshot-steps 100,250,500 --save-video --outdir out/proj
 ''', formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--network', required=True, metavar='PKL', help='official-format network pickle')
+    cli.add_network_arguments(p, 'only tf2 works here (the step differentiates through the Keras network)')
     p.add_argument('--target', required=True, nargs='+', metavar='IMG',
                    help='target image(s); each is centre-cropped to a square and resized to the '
                         'network\'s resolution (Lanczos), grayscale or RGB as the network')
@@ -44,8 +46,6 @@ examples:
     p.add_argument('--snapshot-steps', default=None, metavar='LIST',
                    help='also write the projection after these steps, e.g. 200,400,600,800,1000 '
                         '(as StyleGAN2\'s run_projector.py)')
-    p.add_argument('--impl', choices=('tf2', 'legacy'), default='tf2',
-                   help='only tf2 works here (the step differentiates through the Keras network)')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     return p
 
