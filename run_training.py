@@ -26,6 +26,7 @@ EPILOG = """examples:
                                                            # fine-tune on a few hundred images
   python run_training.py --config celebahq --dry-run       # print the resolved options only
   python run_training.py --config stylegan2-f --dataset ffhq --gpus 8     # StyleGAN2 config-f
+  python run_training.py --cpu-devices 2                   # the demo data-parallel on 2 logical CPUs
   python run_training.py --config stylegan2-demo           # StyleGAN2 recipe, small nets, 32x32 demo data
   python run_training.py --config demo --dataset toy --dry-run   # the demo recipe on your dataset, at
                                                            # its resolution (shown by --dry-run)
@@ -75,8 +76,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'dataset\'s largest, for every config; --dry-run shows it)')
     p.add_argument('--kimg', type=float, help='total training length in kimg (' + preset_help('kimg') + ')')
     p.add_argument('--gpus', type=int, metavar='N',
-                   help=f'official minibatch preset for N = 1, 2, 4 or 8 GPUs (default: {D["gpus"]}); the N '
-                        'per-GPU shares are processed one after another on this device')
+                   help=f'train data-parallel on N local GPUs (tf.distribute MirroredStrategy; default: '
+                        f'{D["gpus"]} = one device without a strategy); the official minibatch preset '
+                        'is the one for N x workers GPUs (1, 2, 4 or 8); see docs/multi-gpu.md')
     p.add_argument('--mirror-augment', type=_bool, nargs='?', const=True, metavar='BOOL',
                    help='random horizontal flips of the reals (' + preset_help('mirror_augment') + ')')
     p.add_argument('--minibatch-gpu', metavar='N|RES:N,...',
@@ -154,6 +156,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     mt.add_argument('--vgg16', metavar='FILE', help='with --metrics ppl_*: vgg16_zhang_perceptual.pkl or '
                                                     'torchvision\'s vgg16-397923af.pth')
     mt.add_argument('--lpips', metavar='FILE', help='with a torchvision --vgg16: lpips\' v0.1 vgg.pth')
+    dp = p.add_argument_group('data parallelism (see docs/multi-gpu.md)')
+    dp.add_argument('--cpu-devices', type=int, metavar='N',
+                    help='split the CPU into N logical devices and train data-parallel over them '
+                         '(the same strategy as --gpus; for trying it without GPUs; default: none)')
+    dp.add_argument('--workers', metavar='HOST:PORT,...',
+                    help='train on several machines (MultiWorkerMirroredStrategy): the same command '
+                         'on each, with its --worker-index; worker 0 alone writes files; TF_CONFIG '
+                         'works instead of the two flags (default: one machine)')
+    dp.add_argument('--worker-index', type=int, metavar='I', help='this machine\'s index in --workers')
+    dp.add_argument('--mixed-precision', type=_bool, nargs='?', const=True, metavar='BOOL',
+                    help='StyleGAN2 configs: compute in float16 with dynamic loss scaling on GPUs, in '
+                         'bfloat16 on CPUs that have bfloat16 instructions (refused elsewhere); '
+                         'variables and snapshots stay float32 (default: off)')
     p.add_argument('--dry-run', action='store_true', help='print the resolved options and exit')
     return p.parse_args(argv)
 

@@ -277,3 +277,53 @@ def test_mixed_precision_refusals():
         tl.check_mixed_precision('float16', None, v2)
     with pytest.raises(ValueError, match=r'only the StyleGAN2 networks \(G_main\).*G_style'):
         tl.check_mixed_precision('bfloat16', {'cpu_devices': 1}, v1)
+
+
+# ------------------------------------------------------------------------------------------------
+# The launcher: --gpus, --cpu-devices, --workers / --worker-index, --mixed-precision.
+
+def test_launcher_resolves_the_layout(monkeypatch):
+    from training import training_options as to
+    monkeypatch.delenv('TF_CONFIG', raising=False)
+    desc, kw = to.resolve_options(dict(config='ffhq', gpus=1))
+    assert 'distribute_args' not in kw and kw['num_gpus'] == 1          # the one-device loop
+    desc, kw = to.resolve_options(dict(config='ffhq', cpu_devices=2))
+    assert kw['distribute_args'] == {'cpu_devices': 2} and kw['num_gpus'] == 2
+    assert desc == 'sgan-ffhq-2gpu' and kw['sched_args']['minibatch_base'] == 8     # the 2-GPU preset
+    desc, kw = to.resolve_options(dict(config='ffhq', gpus=4, workers='h0:1,h1:2', worker_index=1))
+    assert kw['distribute_args'] == {'gpus': 4, 'workers': ['h0:1', 'h1:2'], 'worker_index': 1}
+    assert kw['num_gpus'] == 8 and desc == 'sgan-ffhq-8gpu' and kw['sched_args']['minibatch_base'] == 32
+    monkeypatch.setenv('TF_CONFIG', json.dumps({'cluster': {'worker': ['h0:1', 'h1:2']},
+                                                'task': {'type': 'worker', 'index': 0}}))
+    desc, kw = to.resolve_options(dict(config='ffhq', gpus=2))
+    assert kw['num_gpus'] == 4 and kw['distribute_args']['tf_config'] is True
+    monkeypatch.delenv('TF_CONFIG')
+    for launch, msg in ((dict(gpus=2, cpu_devices=2), '--gpus 2 and --cpu-devices exclude each other'),
+                        (dict(cpu_devices=3), '3 replicas in all'),
+                        (dict(workers='h0:1,h1:2'), '--workers and --worker-index go together'),
+                        (dict(workers='h0', worker_index=0), "'h0' is not host:port"),
+                        (dict(mixed_precision=True), '--mixed-precision: only the StyleGAN2 configs')):
+        with pytest.raises(to.OptionsError, match=msg):
+            to.resolve_options(dict(config='ffhq', **launch))
+
+
+def test_mixed_precision_dtype_follows_the_hardware(tmp_path):
+    flags = tmp_path / 'cpuinfo'
+    flags.write_text('flags\t\t: fpu sse avx512f avx512_bf16\n')
+    plain = tmp_path / 'cpuinfo-plain'
+    plain.write_text('flags\t\t: fpu sse avx2\n')
+    assert distribute.mixed_precision_dtype({'gpus': 1}, str(plain)) == 'float16'
+    assert distribute.mixed_precision_dtype({'cpu_devices': 1}, str(flags)) == 'bfloat16'
+    with pytest.raises(distribute.DistributeError, match='this CPU has no bfloat16 instructions'):
+        distribute.mixed_precision_dtype({'cpu_devices': 1}, str(plain))
+
+
+def test_cli_too_many_gpus_writes_nothing(tmp_path):
+    from conftest import run_script
+    have = len(tf.config.list_physical_devices('GPU'))
+    out = run_script('run_training.py', '--gpus', str(have + 1) if have + 1 in (2, 4, 8) else '8',
+                     '--result-dir', str(tmp_path / 'r'), '--data-dir', str(tmp_path / 'data'),
+                     env={'CUDA_VISIBLE_DEVICES': os.environ.get('CUDA_VISIBLE_DEVICES', '')})
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert f'this machine has {have} GPU' in out.stderr and 'Traceback' not in out.stderr
+    assert not os.path.exists(tmp_path / 'r') and not os.path.exists(tmp_path / 'data')

@@ -105,6 +105,8 @@ LAUNCH_DEFAULTS.update(transfer_mismatched=False, freeze_d=0, freeze_g=0, freeze
                        lod_initial_resolution=None)
 # Metrics at every network snapshot (issue 16); none by default, as they cost minutes on a CPU.
 LAUNCH_DEFAULTS.update(metrics=None, inception=None, vgg16=None, lpips=None)
+# Data parallelism (issue 19): none by default (one device, the original loop).
+LAUNCH_DEFAULTS.update(cpu_devices=None, workers=None, worker_index=None, mixed_precision=False)
 OPTIMIZER_NAMES = ('adam', 'adamw', 'adamp')     # training.optimizers.OPTIMIZER_NAMES (no TF import here)
 # Flags whose default is the config's: flag (underscored) -> preset key.
 PER_CONFIG_FLAGS = dict(dataset='dataset', kimg='kimg', mirror_augment='mirror_augment', grid='grid',
@@ -256,14 +258,15 @@ def resolve_options(launch: Dict[str, Any], notes: Optional[List[str]] = None) -
     _check(a['config'] in CONFIGS, f'--config {a["config"]!r}: choose one of {", ".join(CONFIGS)}')
     config = a['config'] = _config_for_resume_pkl(a, launch, notes)
     p = PRESETS[config]
-    _check_launch_values(a, p, config)
+    distribute_args, replicas, mixed_precision = _distribute_options(a, p)
+    _check_launch_values(a, p, config, replicas)
     dataset = a['dataset'] or p['dataset']
     tfrecord_dir = os.path.join(a['data_dir'], dataset)
     resolution = _training_resolution(a, tfrecord_dir, notes)
 
     sched = copy.deepcopy(p['sched'])
     if p['gpu_minibatch']:
-        sched['minibatch_base'], sched['minibatch_dict'] = copy.deepcopy(GPU_PRESETS[a['gpus']])
+        sched['minibatch_base'], sched['minibatch_dict'] = copy.deepcopy(GPU_PRESETS[replicas])
     lir = sched['lod_initial_resolution']
     if lir != 'full' and resolution is not None:     # a dataset below 8x8 starts at its own resolution
         sched['lod_initial_resolution'] = min(lir, resolution)
@@ -287,7 +290,7 @@ def resolve_options(launch: Dict[str, Any], notes: Optional[List[str]] = None) -
         dataset_args=dict(tfrecord_dir=tfrecord_dir, resolution=resolution),
         sched_args=sched,
         grid_args=dict(size=given_or_preset('grid'), layout='random'),
-        num_gpus=a['gpus'],
+        num_gpus=replicas,
         total_kimg=float(given_or_preset('kimg')),
         G_smoothing_kimg=p['G_smoothing_kimg'],
         mirror_augment=bool(given_or_preset('mirror_augment')),
@@ -300,15 +303,45 @@ def resolve_options(launch: Dict[str, Any], notes: Optional[List[str]] = None) -
     )
     if p['loop_order'] != 'v1':
         kwargs.update(loop_order=p['loop_order'], **p['reg_intervals'])
+    if distribute_args is not None:
+        kwargs['distribute_args'] = distribute_args
+    if mixed_precision is not None:
+        kwargs['mixed_precision'] = mixed_precision
     _apply_finetune_options(a, kwargs, resolution)
     _apply_metric_options(a, kwargs)
     _check_schedule(kwargs, resolution)
     desc = p['desc'].format(dataset=dataset, res=resolution if a['resolution'] is not None else '',
-                            gpus=a['gpus'], suffix=p.get('suffix', ''))
+                            gpus=replicas, suffix=p.get('suffix', ''))
     return desc, kwargs
 
 
-def _check_launch_values(a: Dict[str, Any], p: Dict[str, Any], config: str) -> None:
+def _distribute_options(a: Dict[str, Any], p: Dict[str, Any]) -> Tuple[Optional[dict], int, Optional[str]]:
+    """--gpus, --cpu-devices, --workers/--worker-index (or TF_CONFIG), --mixed-precision ->
+    (distribute_args or None for the one-device loop, global replica count, 16-bit dtype or None)."""
+    from training import distribute
+    try:
+        workers = distribute.parse_workers(a['workers']) if a['workers'] is not None else None
+        cluster = workers is not None or distribute.tf_config_workers() is not None
+        _check(isinstance(a['gpus'], int) and a['gpus'] >= 1, f'--gpus {a["gpus"]}: must be >= 1')
+        if a['cpu_devices'] is not None:
+            _check(a['gpus'] == 1, f'--gpus {a["gpus"]} and --cpu-devices exclude each other')
+            gpus = None
+        else:
+            # One GPU without a cluster or 16 bits: the original one-device loop (no strategy).
+            gpus = a['gpus'] if (a['gpus'] > 1 or cluster or a['mixed_precision']) else None
+        args = distribute.resolve(gpus=gpus, cpu_devices=a['cpu_devices'], workers=workers,
+                                  worker_index=a['worker_index'])
+        mixed = None
+        if a['mixed_precision']:
+            _check(p['family'] == 'stylegan2', f'--mixed-precision: only the StyleGAN2 configs '
+                                               f'compute in 16 bits, not --config {a["config"]}')
+            mixed = distribute.mixed_precision_dtype(args)
+    except distribute.DistributeError as e:
+        raise OptionsError(str(e)) from None
+    return args, distribute.layout_of(args).num_replicas, mixed
+
+
+def _check_launch_values(a: Dict[str, Any], p: Dict[str, Any], config: str, replicas: int) -> None:
     """Checks of the command-line values that do not need the dataset."""
     if p['gamma_flag']:
         _check(a['gamma'] is None or a['gamma'] >= 0, f'--gamma {a["gamma"]}: must be >= 0')
@@ -316,8 +349,10 @@ def _check_launch_values(a: Dict[str, Any], p: Dict[str, Any], config: str) -> N
         _check(a['gamma'] is None, '--gamma: only for the StyleGAN2 configs (v1 uses r1_gamma 10)')
     _check(p['dataset'] is not None or a['dataset'] is not None,
            f'--config {config}: --dataset is required (a folder in --data-dir)')
-    _check(isinstance(a['gpus'], int) and (a['gpus'] in GPU_PRESETS or (p['any_gpus'] and a['gpus'] >= 1)),
-           f'--gpus {a["gpus"]}: the official presets exist for 1, 2, 4 or 8 GPUs')
+    _check(replicas in GPU_PRESETS or p['any_gpus'],
+           f'--gpus {a["gpus"]}: the official presets exist for 1, 2, 4 or 8 GPUs' if replicas == a['gpus'] else
+           f'{replicas} replicas in all (--gpus/--cpu-devices x workers): the official presets exist '
+           f'for 1, 2, 4 or 8 GPUs')
     _check(a['kimg'] is None or a['kimg'] > 0, f'--kimg {a["kimg"]}: must be > 0')
     for flag in ('snapshot_ticks', 'image_snapshot_ticks'):
         _check(a[flag] is None or a[flag] >= 1, f'--{flag.replace("_", "-")} {a[flag]}: must be >= 1')
@@ -603,6 +638,15 @@ def run_training(launch: Dict[str, Any], resume: Optional[str] = None, dry_run: 
                 f'{k}: {saved.get(k)!r} -> {v!r}' for k, v in changed.items())
     notes: List[str] = []
     desc, kwargs = resolve_options(launch, notes)
+    from training import distribute
+    layout = distribute.layout_of(kwargs.get('distribute_args'))
+    if kwargs.get('distribute_args') is not None and not dry_run:
+        # The strategy first: the CPU split and the cluster need TensorFlow not yet started (the
+        # dataset check below reads the files with it). Too many --gpus stop here.
+        try:
+            distribute.get_strategy(kwargs['distribute_args'])
+        except distribute.DistributeError as e:
+            raise OptionsError(str(e)) from None
     # Everything that can be checked is checked before anything is written.
     _check_dataset_available(kwargs)
     if resume is None:
@@ -619,6 +663,13 @@ def run_training(launch: Dict[str, Any], resume: Optional[str] = None, dry_run: 
               f' Would create {result_dir}/NNNNN-{desc}/.'))
         return None
     _ensure_dataset(kwargs)
+    if not layout.is_chief:
+        # Another worker writes nothing: the chief (worker 0) has the run directory and the log.
+        from training.training_loop import training_loop
+        print(f'Worker {layout.worker_index} of {layout.num_workers}: the chief (worker 0) writes '
+              f'{run_dir or result_dir + "/NNNNN-" + desc}')
+        return training_loop(run_dir=run_dir or os.path.join(result_dir, f'NNNNN-{desc}'),
+                             resume_run=resume is not None, **kwargs)
     new_run = run_dir is None
     result_dir_existed = os.path.isdir(result_dir)
     if new_run:
