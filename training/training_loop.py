@@ -51,6 +51,7 @@ from training import distribute, finetune, optimizers
 from training import loss as loss_lib
 from training.dataset import TFRecordDataset
 from training.schedule import normalize_sched_args, training_schedule
+from training.resume_state import ResumeState
 from training.snapshot_metrics import SnapshotMetrics
 from training.stats import StatsCollector, truncate_stats_file
 
@@ -231,17 +232,6 @@ def find_latest_snapshot(run_dir: str) -> Optional[Tuple[str, Dict[str, np.ndarr
         if state is not None:
             return pkl_path, state
     return None
-
-
-def _np_rng_state(rng: np.random.RandomState) -> Dict[str, np.ndarray]:
-    kind, keys, pos, has_gauss, cached = rng.get_state()
-    return {'np_rng_keys': keys, 'np_rng_pos': np.array(pos), 'np_rng_has_gauss': np.array(has_gauss),
-            'np_rng_cached_gaussian': np.array(cached)}
-
-
-def _set_np_rng_state(rng: np.random.RandomState, state: Dict[str, np.ndarray]) -> None:
-    rng.set_state(('MT19937', state['np_rng_keys'], int(state['np_rng_pos']),
-                   int(state['np_rng_has_gauss']), float(state['np_rng_cached_gaussian'])))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -489,15 +479,15 @@ class ShardedSteps:
         return D_train
 
     def state(self) -> Dict[str, np.ndarray]:
-        """The loss scales (float16) for the training-state sidecar."""
-        st = {f'loss_scale/{k}': v.numpy() for k, v in self.loss_scale.items()}
-        st.update({f'loss_scale/{k}_good_steps': v.numpy() for k, v in self.good_steps.items()})
+        """The loss scales (float16): the sidecar's group 'loss_scale'."""
+        st = {k: v.numpy() for k, v in self.loss_scale.items()}
+        st.update({f'{k}_good_steps': v.numpy() for k, v in self.good_steps.items()})
         return st
 
     def set_state(self, state: Dict[str, np.ndarray]) -> None:
         for key in self.loss_scale:
-            self.loss_scale[key].assign(state[f'loss_scale/{key}'])
-            self.good_steps[key].assign(state[f'loss_scale/{key}_good_steps'])
+            self.loss_scale[key].assign(state[key])
+            self.good_steps[key].assign(state[f'{key}_good_steps'])
 
     def _shard(self, loss_fn, takes, variables, args, rnd, pl_value, reg, scale, loss_scale=None):
         # One shard's loss and gradients; pl_value: this shard's slot of pl_mean (a tensor).
@@ -905,15 +895,15 @@ def training_loop(
     np_rng = np.random.RandomState(random_seed)
     keras.utils.set_random_seed(random_seed)     # weight initialisation (numpy, TF and Keras seeds)
     latest = find_latest_snapshot(run_dir) if resume_run else None
-    state = latest[1] if latest is not None else None
+    state = ResumeState.maybe_from_arrays(latest[1] if latest is not None else None)
 
     # Progress counters (restored below when resuming).
-    cur_nimg = int(state['cur_nimg']) if state is not None else int(round(resume_kimg * 1000))
-    cur_tick = int(state['cur_tick']) if state is not None else 0
+    cur_nimg = state.cur_nimg if state is not None else int(round(resume_kimg * 1000))
+    cur_tick = state.cur_tick if state is not None else 0
     # Minibatches done in this run; decides the lazy regularisation steps (saved for exact resume).
-    running_mb_counter = int(state.get('running_mb_counter', 0)) if state is not None else 0
-    prev_lod = float(state['prev_lod']) if state is not None else -1.0
-    elapsed0 = float(state['total_time']) if state is not None else float(resume_time)
+    running_mb_counter = state.running_mb_counter if state is not None else 0
+    prev_lod = state.prev_lod if state is not None else -1.0
+    elapsed0 = state.total_time if state is not None else float(resume_time)
     training_set = _open_dataset(dataset_args, random_seed, cur_nimg, reals_augment_args)
     drange_data = training_set.dynamic_range
     if sched_args.get('lod_initial_resolution') == 'full':     # no progressive growing (fine-tuning)
@@ -979,17 +969,18 @@ def training_loop(
     latent_size = latent_size_of(G)
     grid = grid_shape(grid_args['size'], training_set.resolution)
     if state is not None:
-        _set_np_rng_state(np_rng, state)
-        rng = _generator_from_state(state['tf_rng_state'], int(state['tf_rng_alg']))
-        restore_optimizer_arrays(G_opt, {k[6:]: v for k, v in state.items() if k.startswith('G_opt/')}, latest[0])
-        restore_optimizer_arrays(D_opt, {k[6:]: v for k, v in state.items() if k.startswith('D_opt/')}, latest[0])
-        grid_latents, grid_labels = state['grid_latents'], state['grid_labels']
-        for prefix, variables in (('G_loss/', G_loss_state), ('D_loss/', D_loss_state)):
+        state.restore_np_rng(np_rng)
+        rng = _generator_from_state(state.tf_rng_state, state.tf_rng_alg)
+        restore_optimizer_arrays(G_opt, state.group('G_opt'), latest[0])
+        restore_optimizer_arrays(D_opt, state.group('D_opt'), latest[0])
+        grid_latents, grid_labels = state.grid_latents, state.grid_labels
+        for group, variables in (('G_loss', G_loss_state), ('D_loss', D_loss_state)):
+            saved = state.group(group)
             for key, var in variables.items():
-                if prefix + key in state:    # a scalar saved by the one-device loop fills every slot
-                    var.assign(np.broadcast_to(state[prefix + key], var.shape))
+                if key in saved:    # a scalar saved by the one-device loop fills every slot
+                    var.assign(np.broadcast_to(saved[key], var.shape))
         if D_augment is not None and hasattr(D_augment, 'set_state'):
-            D_augment.set_state({k[8:]: v for k, v in state.items() if k.startswith('augment/')})
+            D_augment.set_state(state.group('augment'))
     else:
         grid_reals, grid_labels = training_set.get_minibatch_np(grid[0] * grid[1])
         grid_latents = np_rng.randn(grid[0] * grid[1], latent_size).astype(np.float32)
@@ -1020,26 +1011,23 @@ def training_loop(
                              mirror_augment, drange_data, drange_net, D_augment, G_vars, D_vars,
                              pl_mean=G_loss_state.get('pl_mean'), mixed_precision=mixed_precision)
         if state is not None and mixed_precision == 'float16':
-            steps.set_state(state)
+            steps.set_state(state.group('loss_scale'))
     setup_scope.close()
     stats = StatsCollector(run_dir if is_chief else None)
     last_pkl = latest[0] if latest is not None else None
 
     def snapshot_state() -> Dict[str, np.ndarray]:
-        st = dict(cur_nimg=np.array(cur_nimg), cur_tick=np.array(cur_tick), prev_lod=np.array(prev_lod),
-                  total_time=np.array(total_time), tf_rng_state=rng.state.numpy(),
-                  tf_rng_alg=np.array(int(rng.algorithm)), grid_latents=grid_latents,
-                  grid_labels=grid_labels, running_mb_counter=np.array(running_mb_counter),
-                  **_np_rng_state(np_rng))
-        st.update({f'G_loss/{k}': v.numpy() for k, v in G_loss_state.items()})
-        st.update({f'D_loss/{k}': v.numpy() for k, v in D_loss_state.items()})
-        st.update({f'G_opt/{k}': v for k, v in optimizer_arrays(G_opt).items()})
-        st.update({f'D_opt/{k}': v for k, v in optimizer_arrays(D_opt).items()})
+        groups = dict(G_loss={k: v.numpy() for k, v in G_loss_state.items()},
+                      D_loss={k: v.numpy() for k, v in D_loss_state.items()},
+                      G_opt=optimizer_arrays(G_opt), D_opt=optimizer_arrays(D_opt))
         if D_augment is not None and hasattr(D_augment, 'get_state'):
-            st.update({f'augment/{k}': np.asarray(v) for k, v in D_augment.get_state().items()})
+            groups['augment'] = {k: np.asarray(v) for k, v in D_augment.get_state().items()}
         if isinstance(steps, ShardedSteps):
-            st.update(steps.state())
-        return st
+            groups['loss_scale'] = steps.state()
+        return ResumeState(cur_nimg=cur_nimg, cur_tick=cur_tick, prev_lod=prev_lod, total_time=total_time,
+                           running_mb_counter=running_mb_counter, tf_rng_state=rng.state.numpy(),
+                           tf_rng_alg=int(rng.algorithm), np_rng=ResumeState.np_rng_arrays(np_rng),
+                           grid_latents=grid_latents, grid_labels=grid_labels, groups=groups).to_arrays()
 
     def accumulate(grads_fn, next_args, rounds: int, lod_t, label: str, sched, on_stats=None):
         """Runs grads_fn over the rounds of one step; returns the mean gradients."""
