@@ -80,6 +80,19 @@ def test_generate_images_legacy_impl_applies_the_noise_maps(projection, tmp_path
     assert np.abs(got - want).max() <= 1                       # two implementations, float32
 
 
+def _error_case_argv(projection, tmp_path, args):
+    """Writes projected.npz and a copy with a wrong-sized noise map (bad_noise.npz) into tmp_path;
+    returns the script's arguments with 'P:<name>' replaced by the path in tmp_path."""
+    with np.load(projection['npz']) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays['noises_3'] = arrays['noises_3'][:, :, :, :4]
+    np.savez(tmp_path / 'bad_noise.npz', **arrays)
+    import shutil
+    shutil.copy(projection['npz'], tmp_path / 'projected.npz')
+    return ['--network', fixture_path('sg1_r64.pkl'), '--outdir', tmp_path / 'out'] + \
+        [str(tmp_path / a[2:]) if str(a).startswith('P:') else a for a in args]
+
+
 @pytest.mark.parametrize('args, words', [
     (['--seeds', '0', '--dlatents', 'P:projected.npz'], ['exactly one of --seeds and --dlatents']),
     ([], ['exactly one of --seeds and --dlatents']),
@@ -88,14 +101,7 @@ def test_generate_images_legacy_impl_applies_the_noise_maps(projection, tmp_path
     (['--dlatents', 'P:projected.npz', '--trunc-cutoff', '4'], ['--trunc-cutoff needs --trunc']),
 ])
 def test_generate_images_dlatents_errors(projection, tmp_path, args, words):
-    with np.load(projection['npz']) as f:
-        arrays = {k: f[k] for k in f.files}
-    arrays['noises_3'] = arrays['noises_3'][:, :, :, :4]
-    np.savez(tmp_path / 'bad_noise.npz', **arrays)
-    import shutil
-    shutil.copy(projection['npz'], tmp_path / 'projected.npz')
-    argv = ['--network', fixture_path('sg1_r64.pkl'), '--outdir', tmp_path / 'out'] + \
-        [str(tmp_path / a[2:]) if str(a).startswith('P:') else a for a in args]
+    argv = _error_case_argv(projection, tmp_path, args)
     assert_user_error('generate_images.py', argv, words, untouched=[tmp_path])
 
 
@@ -181,12 +187,5 @@ def test_style_mixing_cli_with_projection_files(projection, tmp_path):
      ['bad_noise.npz (--src-dlatents)', 'noises_3']),
 ])
 def test_style_mixing_cli_file_errors(projection, tmp_path, args, words):
-    with np.load(projection['npz']) as f:
-        arrays = {k: f[k] for k in f.files}
-    arrays['noises_3'] = arrays['noises_3'][:, :, :, :4]
-    np.savez(tmp_path / 'bad_noise.npz', **arrays)
-    import shutil
-    shutil.copy(projection['npz'], tmp_path / 'projected.npz')
-    argv = ['--network', fixture_path('sg1_r64.pkl'), '--outdir', tmp_path / 'out'] + \
-        [str(tmp_path / a[2:]) if str(a).startswith('P:') else a for a in args]
+    argv = _error_case_argv(projection, tmp_path, args)
     assert_user_error('style_mixing.py', argv, words, untouched=[tmp_path])
