@@ -243,7 +243,40 @@ def _zeros_for_none(grads, variables):
     return [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
 
 
-class TrainSteps:
+class _Steps:
+    """What both step objects hold and do alike: the networks, optimizers, losses, the reals'
+    processing options, the trained variables, lod assignment and the Gs moving average."""
+
+    def __init__(self, G, D, Gs, G_opt, D_opt, G_loss: Callable, D_loss: Callable,
+                 mirror_augment: bool, drange_data, drange_net, D_augment: Optional[Callable],
+                 G_vars: Optional[list], D_vars: Optional[list]):
+        self.G, self.D, self.Gs = G, D, Gs
+        self.G_opt, self.D_opt = G_opt, D_opt
+        self.G_loss, self.D_loss = G_loss, D_loss
+        self.mirror_augment = bool(mirror_augment)
+        self.drange_data, self.drange_net = list(drange_data), list(drange_net)
+        self.D_augment = D_augment
+        self.G_vars = list(G.trainable_variables if G_vars is None else G_vars)
+        self.D_vars = list(D.trainable_variables if D_vars is None else D_vars)
+        self.latent_size = latent_size_of(G)
+        self.resolution = int(networks_stylegan.resolved_kwargs(D)['resolution'])
+        self.update_Gs = tf.function(self._update_Gs)
+
+    def _set_lod(self, lod):
+        # StyleGAN2 config e/f: only G_main has a lod variable (unused); D_stylegan2 has none.
+        for net in (self.G, self.D):
+            if getattr(net, 'lod', None) is not None:
+                net.lod.assign(lod)
+
+    @staticmethod
+    def _finite(grads) -> tf.Tensor:
+        return tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(g)) for g in grads]))
+
+    def _update_Gs(self, beta):
+        checkpoint.setup_as_moving_average_of(self.Gs, self.G, beta)
+
+
+class TrainSteps(_Steps):
     """The compiled D step, G step, optimizer applies and Gs update of one training run.
 
     Args:
@@ -261,24 +294,15 @@ class TrainSteps:
                  rng: tf.random.Generator, mirror_augment: bool, drange_data, drange_net,
                  D_augment: Optional[Callable] = None, G_vars: Optional[list] = None,
                  D_vars: Optional[list] = None):
-        self.G, self.D, self.Gs = G, D, Gs
-        self.G_opt, self.D_opt = G_opt, D_opt
-        self.G_loss, self.D_loss = G_loss, D_loss
+        super().__init__(G, D, Gs, G_opt, D_opt, G_loss, D_loss, mirror_augment, drange_data,
+                         drange_net, D_augment, G_vars, D_vars)
         self.rng = rng
-        self.mirror_augment = bool(mirror_augment)
-        self.drange_data, self.drange_net = list(drange_data), list(drange_net)
-        self.D_augment = D_augment
-        self.G_vars = list(G.trainable_variables if G_vars is None else G_vars)
-        self.D_vars = list(D.trainable_variables if D_vars is None else D_vars)
-        self.latent_size = latent_size_of(G)
         self.G_loss_takes_pl_labels = 'pl_labels' in inspect.signature(G_loss).parameters
-        self.resolution = int(networks_stylegan.resolved_kwargs(D)['resolution'])
         self.prepare_reals = tf.function(self._prepare_reals)
         self.D_grads = tf.function(self._D_grads)
         self.G_grads = tf.function(self._G_grads)
         self.apply_D = tf.function(self._apply_D)
         self.apply_G = tf.function(self._apply_G)
-        self.update_Gs = tf.function(self._update_Gs)
 
     def _G_train(self, latents, labels, **kwargs):
         # kwargs: e.g. return_dlatents=True for StyleGAN2's path-length regulariser.
@@ -288,16 +312,6 @@ class TrainSteps:
         if self.D_augment is not None:
             images = self.D_augment(images)
         return self.D(images, labels)
-
-    def _set_lod(self, lod):
-        # StyleGAN2 config e/f: only G_main has a lod variable (unused); D_stylegan2 has none.
-        for net in (self.G, self.D):
-            if getattr(net, 'lod', None) is not None:
-                net.lod.assign(lod)
-
-    @staticmethod
-    def _finite(grads) -> tf.Tensor:
-        return tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(g)) for g in grads]))
 
     def _prepare_reals(self, reals, lod):
         # Separate from _D_grads so that the big function sees [n, C, R, R] at every lod and is
@@ -352,8 +366,6 @@ class TrainSteps:
     def _apply_G(self, grads, lrate):
         return self._apply(self.G_opt, self.G_vars, grads, lrate)
 
-    def _update_Gs(self, beta):
-        checkpoint.setup_as_moving_average_of(self.Gs, self.G, beta)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -398,7 +410,7 @@ class _StateCell:
         return tf.convert_to_tensor(self.value, dtype=dtype, name=name)
 
 
-class ShardedSteps:
+class ShardedSteps(_Steps):
     """One compiled function per phase (D, D_reg, G, G_reg) that runs a whole minibatch.
 
     The global minibatch is `shards` shards of `minibatch_gpu` images; replica k of the strategy
@@ -440,16 +452,8 @@ class ShardedSteps:
                                                        name=f'{key}_loss_scale')
                     self.good_steps[key] = tf.Variable(0, dtype=tf.int64, trainable=False,
                                                        name=f'{key}_loss_scale_good_steps')
-        self.G, self.D, self.Gs = G, D, Gs
-        self.G_opt, self.D_opt = G_opt, D_opt
-        self.G_loss, self.D_loss = G_loss, D_loss
-        self.mirror_augment = bool(mirror_augment)
-        self.drange_data, self.drange_net = list(drange_data), list(drange_net)
-        self.D_augment = D_augment
-        self.G_vars = list(G.trainable_variables if G_vars is None else G_vars)
-        self.D_vars = list(D.trainable_variables if D_vars is None else D_vars)
-        self.latent_size = latent_size_of(G)
-        self.resolution = int(networks_stylegan.resolved_kwargs(D)['resolution'])
+        super().__init__(G, D, Gs, G_opt, D_opt, G_loss, D_loss, mirror_augment, drange_data,
+                         drange_net, D_augment, G_vars, D_vars)
         self.G_loss_takes = set(inspect.signature(G_loss).parameters)
         self.D_loss_takes = set(inspect.signature(D_loss).parameters)
         self.pl_mean = pl_mean
@@ -458,7 +462,6 @@ class ShardedSteps:
                              if self.dlatent_avg is not None else None)
         self.D_phase = tf.function(self._D_phase)
         self.G_phase = tf.function(self._G_phase)
-        self.update_Gs = tf.function(self._update_Gs)
 
     # Per shard ------------------------------------------------------------------------------
     def _G_fn(self, rnd: ShardRandom, avgs: list):
@@ -583,11 +586,6 @@ class ShardedSteps:
         return grads, out
 
     # Per phase (cross-replica) --------------------------------------------------------------
-    def _set_lod(self, lod):
-        for net in (self.G, self.D):
-            if getattr(net, 'lod', None) is not None:
-                net.lod.assign(lod)
-
     def _finish(self, key, opt, variables, per_grads, per_out, lrate, shards):
         st = self.strategy
         divisor = float(shards)
@@ -595,7 +593,7 @@ class ShardedSteps:
             divisor = divisor * tf.cast(tf.convert_to_tensor(self.loss_scale[key]), tf.float64)
         grads = [tf.cast(st.reduce(tf.distribute.ReduceOp.SUM, g, axis=None) / divisor, v.dtype)
                  for g, v in zip(per_grads, variables)]
-        ok = TrainSteps._finite(grads)
+        ok = self._finite(grads)
         if ok:
             opt.learning_rate.assign(lrate)
             opt.apply_gradients(zip(grads, variables))
@@ -640,9 +638,6 @@ class ShardedSteps:
         else:
             scale.assign(tf.maximum(scale * 0.5, 1.0))
             good.assign(0)
-
-    def _update_Gs(self, beta):
-        checkpoint.setup_as_moving_average_of(self.Gs, self.G, beta)
 
 
 # ------------------------------------------------------------------------------------------------
