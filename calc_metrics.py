@@ -15,6 +15,8 @@ import json
 import os
 import sys
 
+from dnnlib.util import check_output_dir
+
 
 def _positive(text):
     try:
@@ -63,17 +65,6 @@ def _parser():
     return p
 
 
-def _check_outdir(path: str) -> None:
-    """The output folder exists and is writable, or can be made: checked before any work."""
-    probe = os.path.abspath(path)
-    while not os.path.exists(probe):
-        probe = os.path.dirname(probe)
-    if not os.path.isdir(probe):
-        raise ValueError(f'--outdir: {path}: {probe} is not a folder')
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ValueError(f'--outdir: {path}: cannot write to {probe}')
-
-
 def _check_args(p, args) -> list:
     names = [n.strip() for n in args.metrics.split(',') if n.strip()]
     if not names:
@@ -101,16 +92,12 @@ def _outline(gs_state):
 
 def _early_checks(args, names, outline, data, compare) -> None:
     """Every user error that needs no network and no weights, before the slow loads."""
-    from metrics import metric_base, vgg16
+    from metrics import metric_base
     for name in names:
         if name in metric_base.PPL_METRICS:
             if args.network is None:
                 raise ValueError(f'--metrics: {name} needs a network (--network); it cannot compare image sets')
-            if args.vgg16 is None:
-                raise ValueError(f'--vgg16: {name} {vgg16.NEEDS_WEIGHTS}')
-            for flag, path in (('--vgg16', args.vgg16), ('--lpips', args.lpips)):
-                if path is not None and not os.path.isfile(path):
-                    raise ValueError(f'{flag}: {path}: file not found')
+            metric_base.check_weight_files([name], None, args.vgg16, args.lpips)
         else:
             metric_base.prepare(name, Gs=outline, data=data, compare=compare, num=args.num, cache_dir=None)
 
@@ -120,7 +107,10 @@ def run(args, names) -> int:
     for name in names:
         metric_base.parse_metric_name(name)
     outdir = args.outdir or (os.path.dirname(os.path.abspath(args.network)) if args.network else os.getcwd())
-    _check_outdir(outdir)
+    try:
+        check_output_dir(outdir)
+    except ValueError as e:
+        raise ValueError(f'--outdir: {e}') from None
     outline = None
     if args.network is not None:
         from dnnlib import legacy_pickle

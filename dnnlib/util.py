@@ -195,8 +195,8 @@ def check_output_dir(outdir: str) -> None:
     while not os.path.exists(path):
         path = os.path.dirname(path)
     if not os.path.isdir(path):
-        raise ValueError(f'{outdir}: output folder cannot be created: {path} is a file')
-    if not os.access(path, os.W_OK):
+        raise ValueError(f'{outdir}: output folder cannot be created: {path} is a file, not a folder')
+    if not os.access(path, os.W_OK | os.X_OK):      # X: to create or open files inside it
         raise ValueError(f'{outdir}: output folder is not writable ({path})')
 
 

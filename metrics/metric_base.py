@@ -341,6 +341,18 @@ def _check_channels(reference: ImageSet, compared) -> None:
                           'are not comparable (convert both to one kind)')
 
 
+def check_weight_files(names, inception: Optional[str], vgg16: Optional[str], lpips: Optional[str]) -> None:
+    """The weight-file checks that need no network (ValueError naming the flag): PPL needs
+    --vgg16, and every file given exists."""
+    from metrics import vgg16 as vgg16_lib
+    for name in names:
+        if parse_metric_name(name)[0] in PPL_METRICS and vgg16 is None:
+            raise MetricError(f'--vgg16: {name} {vgg16_lib.NEEDS_WEIGHTS}')
+    for flag, path in (('--inception', inception), ('--vgg16', vgg16), ('--lpips', lpips)):
+        if path is not None and not os.path.isfile(path):
+            raise MetricError(f'{flag}: {path}: file not found')
+
+
 def run(ctx: Context) -> dict:
     """Computes a prepared metric; returns the result dict (see the module docstring)."""
     from metrics import frechet_inception_distance, kernel_inception_distance, perceptual_path_length

@@ -25,19 +25,6 @@ def parse_metric_names(text) -> List[str]:
     return names
 
 
-def check_metric_args(names: Sequence[str], inception: Optional[str], vgg16: Optional[str],
-                      lpips: Optional[str]) -> None:
-    """Every check that needs no network, before a run directory exists (ValueError naming the
-    flag): known names, PPL's weight files, and the Inception file when one is given."""
-    from metrics import vgg16 as vgg16_lib
-    for name in names:
-        if metric_base.parse_metric_name(name)[0] in metric_base.PPL_METRICS and vgg16 is None:
-            raise ValueError(f'--vgg16: {name} {vgg16_lib.NEEDS_WEIGHTS}')
-    for flag, path in (('--inception', inception), ('--vgg16', vgg16), ('--lpips', lpips)):
-        if path is not None and not os.path.isfile(path):
-            raise ValueError(f'{flag}: {path}: file not found')
-
-
 class SnapshotMetrics:
     """The metrics a training run computes at each network snapshot.
 

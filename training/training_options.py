@@ -510,11 +510,12 @@ def _apply_metric_options(a: Dict[str, Any], kwargs: Dict[str, Any]) -> None:
         _check(a['vgg16'] is None and a['lpips'] is None and a['inception'] is None,
                '--inception/--vgg16/--lpips: only with --metrics')
         return
-    from training import snapshot_metrics       # no TensorFlow
+    from metrics import metric_base             # no TensorFlow
+    from training import snapshot_metrics
     try:
         names = snapshot_metrics.parse_metric_names(a['metrics'])
         _check(bool(names), f'--metrics {a["metrics"]!r}: no metric names given')
-        snapshot_metrics.check_metric_args(names, a['inception'], a['vgg16'], a['lpips'])
+        metric_base.check_weight_files(names, a['inception'], a['vgg16'], a['lpips'])
     except ValueError as e:
         raise OptionsError(str(e) if str(e).startswith('--') else f'--metrics: {e}') from None
     paths = {k: os.path.abspath(a[k]) for k in ('inception', 'vgg16', 'lpips') if a[k] is not None}
