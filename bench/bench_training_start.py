@@ -1,0 +1,165 @@
+#!/usr/bin/env python
+"""Benchmark: the demo training of this tree against an earlier commit, same machine, same run
+(static lod-phase tracing: does the start-up get shorter, and the steps no slower?).
+
+The earlier commit is unpacked with ``git archive`` into a temporary folder. Each tree runs
+``python run_training.py --data-dir D --dataset demo --kimg K`` as a child process (cwd and
+PYTHONPATH = that tree, unbuffered output, oneDNN off unless TF_ENABLE_ONEDNN_OPTS is set); the
+trees alternate repeat by repeat (earlier, this, earlier, this, ...), so a busy machine slows both
+alike. Both get the same dataset (built once with this tree's ``dataset_tool.py create_demo``
+unless --data is given) and the same flags. From each child's output it records:
+
+* start to first tick: wall seconds from launching the process to its first ``tick`` line (import,
+  dataset, networks, initial image grid, tracing and first calls, the rest of the first tick);
+* sec/kimg per lod: the ``sec/kimg`` field of every tick line, grouped by its ``lod`` field,
+  without the first tick of each run (it includes the start-up).
+
+Printed: the median over the repeats of each tree and the ratio earlier/this (> 1: faster now).
+The demo's tick is 1 kimg and it trains at lod 3 (8x8) for its first 3 kimg, so --kimg 3 gives 3
+ticks at lod 3; --kimg 6 also reaches the first fade-in (lod 2.x).
+
+Example:
+    python bench/bench_training_start.py                          # aac619f vs this tree, 3 kimg (~8 min)
+    python bench/bench_training_start.py --kimg 6 --repeats 2 --data datasets   # an existing datasets/demo
+"""
+
+import argparse
+import collections
+import os
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TICK = re.compile(r'^tick\s+(\d+)\s.*?\blod\s+(\S+)\s.*?\bsec/kimg\s+(\S+)')
+# Same for both trees: no image grids or network snapshots beyond the ones every run writes (the
+# first tick and the end), no style-mixing figure at the end; none of it counts in sec/kimg.
+QUIET = ['--snapshot-ticks', '1000', '--image-snapshot-ticks', '1000', '--mixing-figure', 'false']
+
+
+def run_training(tree: str, data_dir: str, kimg: float, extra: list) -> dict:
+    """One training child in `tree`: seconds to its first tick line and (tick, lod, sec/kimg) of all."""
+    cmd = [sys.executable, '-u', 'run_training.py', '--data-dir', data_dir, '--dataset', 'demo',
+           '--kimg', str(kimg)] + QUIET + extra
+    env = dict(os.environ, PYTHONPATH=tree, PYTHONUNBUFFERED='1',
+               TF_ENABLE_ONEDNN_OPTS=os.environ.get('TF_ENABLE_ONEDNN_OPTS', '0'))
+    last = collections.deque(maxlen=20)              # the output's tail, for the error message
+    ticks, first_tick = [], None
+    with tempfile.TemporaryDirectory(prefix='bench-results-') as result_dir:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd + ['--result-dir', result_dir], cwd=tree, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            for line in proc.stdout:
+                last.append(line.rstrip('\n'))
+                m = TICK.match(line)
+                if m:
+                    if first_tick is None:
+                        first_tick = time.perf_counter() - start
+                    ticks.append((int(m.group(1)), float(m.group(2)), float(m.group(3))))
+            rc = proc.wait()
+        finally:
+            if proc.poll() is None:                  # interrupted: do not leave the child training
+                proc.kill()
+                proc.wait()
+    if rc != 0 or first_tick is None:
+        tail = '\n'.join(last)
+        raise RuntimeError(f'{" ".join(cmd)} in {tree} exited with {rc}'
+                           f'{"" if first_tick else " without a tick line"}; last lines:\n{tail}')
+    return dict(first_tick=first_tick, ticks=ticks)
+
+
+def fmt(x) -> str:
+    return '-' if x is None else f'{x:.2f}'
+
+
+def ratio(a, b) -> str:
+    return '-' if a is None or b is None or b == 0 else f'{a / b:.3f}'
+
+
+def median(values: list):
+    return statistics.median(values) if values else None
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--baseline', default='aac619f', help='earlier commit to compare with (default: %(default)s, '
+                                                         'the last commit before the static lod-phase tracing)')
+    p.add_argument('--kimg', type=float, default=3.0, help='training length of every run; the demo ticks '
+                                                           'every kimg (default: %(default)s)')
+    p.add_argument('--repeats', type=int, default=1, help='runs of each tree, alternating (default: %(default)s)')
+    p.add_argument('--data', metavar='DIR', help='folder holding an existing demo dataset (DIR/demo; default: '
+                                                 'build one into a temporary folder)')
+    p.add_argument('--extra', default='', metavar='ARGS', help='more run_training.py arguments for both trees, '
+                                                               'e.g. --extra="--config stylegan2-demo"')
+    args = p.parse_args()
+    extra = shlex.split(args.extra)
+    base_commit = subprocess.run(['git', '-C', REPO, 'rev-parse', '--short', args.baseline],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+    head = subprocess.run(['git', '-C', REPO, 'rev-parse', '--short', 'HEAD'],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    dirty = subprocess.run(['git', '-C', REPO, 'status', '--porcelain', '--untracked-files=no'],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    temp = tempfile.mkdtemp(prefix='bench-training-start-')
+    try:
+        # The baseline tree: the commit's files, nothing else (no results, datasets or caches).
+        base_tree = os.path.join(temp, 'baseline')
+        os.makedirs(base_tree)
+        archive = subprocess.run(['git', '-C', REPO, 'archive', base_commit], capture_output=True, check=True).stdout
+        subprocess.run(['tar', '-x', '-C', base_tree], input=archive, check=True)
+        data_dir = os.path.abspath(args.data) if args.data else os.path.join(temp, 'datasets')
+        if not args.data:
+            print('building the demo dataset...', flush=True)
+            built = subprocess.run([sys.executable, 'dataset_tool.py', 'create_demo', os.path.join(data_dir, 'demo'),
+                                    '--no-progress'], cwd=REPO, capture_output=True, text=True)
+            if built.returncode != 0:
+                tail = '\n'.join((built.stdout + built.stderr).splitlines()[-20:])
+                raise RuntimeError(f'dataset_tool.py create_demo exited with {built.returncode}; last lines:\n{tail}')
+
+        shown = ' '.join(shlex.quote(a) for a in ['python', 'run_training.py', '--data-dir', data_dir,
+                                                  '--dataset', 'demo', '--kimg', str(args.kimg)] + QUIET + extra)
+        print(f'baseline {base_commit} vs this tree (HEAD {head}{", with uncommitted changes" if dirty else ""}); '
+              f'{args.repeats} run(s) each, alternating; '
+              f'TF_ENABLE_ONEDNN_OPTS={os.environ.get("TF_ENABLE_ONEDNN_OPTS", "0")}')
+        print(f'command (in each tree): {shown} --result-dir <temp>', flush=True)
+        results = {'baseline': [], 'this': []}
+        for rep in range(args.repeats):
+            for name, tree in (('baseline', base_tree), ('this', REPO)):
+                r = run_training(tree, data_dir, args.kimg, extra)
+                results[name].append(r)
+                print(f'  run {rep + 1} {name:<8s}: first tick after {r["first_tick"]:.1f} s; ticks (lod, sec/kimg): '
+                      + ', '.join(f'{lod:.2f} {spk:.2f}' for _, lod, spk in r['ticks']), flush=True)
+    except (subprocess.CalledProcessError, RuntimeError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+    # Start-up: median over the repeats. Steps: median of all ticks at a lod, first ticks left out.
+    first = {n: median([r['first_tick'] for r in rs]) for n, rs in results.items()}
+    per_lod = {n: collections.defaultdict(list) for n in results}
+    for n, rs in results.items():
+        for r in rs:
+            for tick, lod, spk in r['ticks']:
+                if tick > 1:
+                    per_lod[n][lod].append(spk)
+    print()
+    print(f'{"measure":<26s} {"baseline":>9s} {"this":>9s} {"baseline/this":>14s} {"ticks":>7s}')
+    print(f'{"start to first tick, s":<26s} {fmt(first["baseline"]):>9s} {fmt(first["this"]):>9s} '
+          f'{ratio(first["baseline"], first["this"]):>14s} {"":>7s}')
+    for lod in sorted(set(per_lod['baseline']) | set(per_lod['this']), reverse=True):
+        b, t = median(per_lod['baseline'][lod]), median(per_lod['this'][lod])
+        counts = f'{len(per_lod["baseline"][lod])}/{len(per_lod["this"][lod])}'
+        print(f'{f"sec/kimg at lod {lod:.2f}":<26s} {fmt(b):>9s} {fmt(t):>9s} {ratio(b, t):>14s} {counts:>7s}')
+    if not any(per_lod[n] for n in per_lod):
+        print('(no tick after the first: use a larger --kimg for sec/kimg)')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
