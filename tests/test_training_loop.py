@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -115,6 +116,80 @@ def test_nonfinite_gradient_skips_the_update():
     assert bool(steps.apply_D([tf.ones_like(v) for v in D.trainable_variables], tf.constant(0.01)))
     assert int(D_opt.iterations.numpy()) == 1
     assert not np.array_equal(before[0], D.trainable_variables[0].numpy())
+
+
+def _tiny_steps(res=8, sgd=False):
+    """TrainSteps on tiny progressive networks with every random element of training on; with
+    sgd=True plain SGD, whose step shows the gradients linearly (Adam's first step is about
+    +-lr whatever the gradient, even for gradients that are only rounding noise)."""
+    from tf2 import checkpoint, networks_stylegan as nets
+    from training import loss, optimizers
+    G = nets.G_style(num_channels=3, resolution=res, label_size=0, **NET)
+    D = nets.D_basic(num_channels=3, resolution=res, label_size=0, fmap_base=32, fmap_max=8)
+    Gs = checkpoint.clone(G, 'Gs')
+    make = ((lambda v: _built(keras.optimizers.SGD(0.01), v)) if sgd
+            else (lambda v: optimizers.make_optimizer(variables=v)))
+    G_opt, D_opt = make(G.trainable_variables), make(D.trainable_variables)
+    return tl.TrainSteps(G, D, Gs, G_opt, D_opt, loss.G_logistic_nonsaturating, loss.D_logistic_simplegp,
+                         tf.random.Generator.from_seed(5), True, [0, 255], [-1, 1])
+
+
+def _built(opt, variables):
+    opt.build(variables)
+    return opt
+
+
+def _copy_state(src, dst):
+    for a, b in zip(src.G.variables + src.D.variables, dst.G.variables + dst.D.variables):
+        b.assign(a)
+    dst.rng.reset(src.rng.state)
+
+
+@pytest.mark.parametrize('lod', [0.5, 1.0])
+def test_compiled_rounds_equal_the_per_round_pieces(lod):
+    """D_step / G_step (the rounds inside one compiled call) do what the readable sequence does:
+    prepare_reals + D_grads per round, the float32 sum in round order, the mean, apply; the
+    training stream is drawn in the same order (same mirror flips, same final generator state).
+    Both run in the static lod phase (tests/test_lod_phase.py compares it with tf.cond). With
+    SGD at lr 0.01 a weight differs by lr x its gradient's difference: atol 1e-5 allows rounding
+    noise of 1e-3 in a gradient (the noise of gradients that are zero in exact arithmetic, such
+    as a bias before an instance norm, reaches 1e-4) and catches a wrong sum or mean."""
+    from tf2 import layers as L
+    fast, ref = _tiny_steps(sgd=True), _tiny_steps(sgd=True)
+    _copy_state(fast, ref)
+    rounds, n, lr, phase = 3, 2, 0.01, L.lod_phase_key(lod)
+    rng = np.random.RandomState(0)
+    h = 8 // 2 ** int(np.floor(lod))
+    reals = tf.constant(rng.randint(0, 256, [rounds, n, 3, h, h]), tf.uint8)
+    labels = tf.zeros([rounds, n, 0])
+    lod_t, lrate = tf.constant(lod, tf.float32), tf.constant(lr)
+
+    ok, out = fast.D_step(reals, labels, lod_t, lrate, phase=phase)
+    total, losses = None, []
+    for r in range(rounds):
+        x = ref.prepare_reals(reals[r], lod_t)
+        loss, _, grads = ref.D_grads(x, labels[r], lod_t, phase=phase)
+        np.testing.assert_array_equal(out['reals'][r].numpy(), x.numpy())
+        losses.append(float(loss))
+        total = grads if total is None else [a + b for a, b in zip(total, grads)]
+    mean = [g / rounds for g in total]
+    assert bool(ok) and bool(ref.apply_D(mean, lrate))
+    np.testing.assert_allclose(out['loss'].numpy(), losses, rtol=1e-6)
+    for a, b in zip(fast.D_vars, ref.D_vars):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-5)
+
+    ok, out = fast.G_step(labels, lod_t, lrate, phase=phase)
+    total, losses = None, []
+    for r in range(rounds):
+        loss, _, grads = ref.G_grads(labels[r], lod_t, phase=phase)
+        losses.append(float(loss))
+        total = grads if total is None else [a + b for a, b in zip(total, grads)]
+    mean = [g / rounds for g in total]
+    assert bool(ok) and bool(ref.apply_G(mean, lrate))
+    np.testing.assert_allclose(out['loss'].numpy(), losses, rtol=1e-6)
+    for a, b in zip(fast.G_vars, ref.G_vars):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-5)
+    np.testing.assert_array_equal(fast.rng.state.numpy(), ref.rng.state.numpy())
 
 
 # ------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ Tiny G_main / D_stylegan2 networks on the tiny synthetic 8x8 dataset of test_tra
 G's style mixing and random noise are off so that runs are bit-reproducible.
 """
 
+import inspect
 import json
 import os
 import shutil
@@ -44,13 +45,14 @@ def dataset_dir(tmp_path_factory):
 
 
 class Spy:
-    """Records what the loop asks of TrainSteps (grads with reg/scale, applies with lr, Gs)."""
+    """Records what the loop asks of TrainSteps: each compiled phase with its reg, scale, rounds
+    and learning rate, and the Gs updates."""
 
     def __init__(self):
         self.log = []
         self.initial_pl_mean = None
-        self.D_reals = []          # (reg, processed reals) of every D_grads call
-        self.G_arity = set()       # positional argument counts of G_grads
+        self.D_reals = []          # (reg, processed reals of its last round) of every D_step call
+        self.G_inputs = set()      # the label arrays each G_step got
 
     def install(self, monkeypatch):
         spy = self
@@ -60,24 +62,30 @@ class Spy:
                 super().__init__(*args, **kwargs)
                 spy.initial_pl_mean = float(self.G_loss.keywords['pl_mean'].numpy())
                 spy.steps = self
-                for name in ('G_grads', 'D_grads', 'apply_G', 'apply_D', 'update_Gs'):
+                for name in ('G_step', 'D_step', 'update_Gs'):
                     setattr(self, name, spy.wrap(name, getattr(self, name)))
 
         monkeypatch.setattr(tl, 'TrainSteps', SpySteps)
 
     def wrap(self, name, fn):
+        signature = inspect.signature(getattr(tl.TrainSteps, '_' + name))
+
         def call(*args, **kwargs):
-            if name.endswith('grads'):
-                self.log.append((name, kwargs.get('reg'), kwargs.get('scale', 1.0)))
-                if name == 'D_grads':
-                    self.D_reals.append((kwargs.get('reg'), args[0].numpy()))
-                else:
-                    self.G_arity.add(len(args))
-            elif name.startswith('apply'):
-                self.log.append((name, round(float(args[1]), 9)))
-            else:
+            result = fn(*args, **kwargs)
+            if name == 'update_Gs':
                 self.log.append((name,))
-            return fn(*args, **kwargs)
+                return result
+            a = signature.bind(None, *args, **kwargs)
+            a.apply_defaults()
+            a = a.arguments
+            if name == 'D_step':
+                rounds = a['repeat'] or int(a['reals'].shape[0])
+                self.D_reals.append((a['reg'], (a['reals'] if a['repeat'] else result[1]['reals'][-1]).numpy()))
+            else:
+                rounds = int(a['labels'].shape[0])
+                self.G_inputs.add(tuple(k for k in ('labels', 'pl_labels') if a[k] is not None))
+            self.log.append((name, a['reg'], a['scale'], rounds, round(float(a['lrate']), 9)))
+            return result
         return call
 
 
@@ -126,26 +134,26 @@ def test_lazy_regularization_bookkeeping(dataset_dir, tmp_path, monkeypatch):
     assert num_steps == 8
     G_lr, D_lr = round(0.002 * G_int / (G_int + 1), 9), round(0.003 * D_int / (D_int + 1), 9)
     want = []
-    for i in range(num_steps):
-        want += [('G_grads', 'none', 1.0)] * 2 + [('apply_G', G_lr)]
+    for i in range(num_steps):      # 2 rounds of 4 images in each compiled phase
+        want += [('G_step', 'none', 1.0, 2, G_lr)]
         if i % G_int == 0:
-            want += [('G_grads', 'only', float(G_int))] * 2 + [('apply_G', G_lr)]
+            want += [('G_step', 'only', float(G_int), 2, G_lr)]
         want += [('update_Gs',)]
-        want += [('D_grads', 'none', 1.0)] * 2 + [('apply_D', D_lr)]
+        want += [('D_step', 'none', 1.0, 2, D_lr)]
         if i % D_int == 0:
-            want += [('D_grads', 'only', float(D_int))] * 2 + [('apply_D', D_lr)]
+            want += [('D_step', 'only', float(D_int), 2, D_lr)]
     assert spy.log == want
     # Each D regulariser round sees exactly the reals the last D round saw, as processed for it
-    # (mirror_augment is on: a fresh processing would flip other images).
+    # (mirror_augment is on: a fresh processing would flip other images), rounds times.
     last = None
     for reg, reals in spy.D_reals:
         if reg == 'only':
             np.testing.assert_array_equal(reals, last)
         else:
             last = reals
-    assert sum(reg == 'only' for reg, _ in spy.D_reals) == 2 * len(range(0, num_steps, D_int))
-    # G steps get random labels, their own random labels for the path-length batch, and lod.
-    assert spy.G_arity == {3}
+    assert sum(reg == 'only' for reg, _ in spy.D_reals) == len(range(0, num_steps, D_int))
+    # G steps get random labels and their own random labels for the path-length batch.
+    assert spy.G_inputs == {('labels', 'pl_labels')}
     # Adam betas: beta1 0 ** ratio = 0, beta2 0.99 ** ratio; the reg steps share the Adam state.
     steps = spy.steps
     assert float(steps.G_opt.beta_2) == pytest.approx(0.99 ** (G_int / (G_int + 1)))
@@ -205,8 +213,8 @@ def test_v2_resume_is_exact_and_restores_pl_mean(reference_run, dataset_dir, tmp
     assert summary['ticks'] == 2
     assert spy.initial_pl_mean == pytest.approx(float(saved['G_loss/pl_mean']), rel=0, abs=0)
     # Counter 32 after the resume: the first step runs both regularisers (32 % 4 == 32 % 16 == 0).
-    assert spy.log[:4] == [('G_grads', 'none', 1.0)] * 2 + [('apply_G', 0.0016)] + [('G_grads', 'only', 4.0)]
-    assert ('D_grads', 'only', 16.0) in spy.log[:12]
+    assert spy.log[:2] == [('G_step', 'none', 1.0, 2, 0.0016), ('G_step', 'only', 4.0, 2, 0.0016)]
+    assert ('D_step', 'only', 16.0) in [entry[:3] for entry in spy.log[:5]]
     assert_same_training_state(ref_dir, run_dir, 1)
 
 

@@ -19,7 +19,10 @@ build function name and static kwargs that an official pickle stores.
 """
 
 import collections
-from typing import Dict, Optional, Sequence
+import contextlib
+import math
+import threading
+from typing import Dict, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
@@ -469,6 +472,64 @@ class OfficialModel(keras.Model):
 # Progressive growing (spec 3.3, 3.4), shared by every network with a ``lod`` variable: the v1
 # networks and StyleGAN2's configs b-d. Written once, so that the lod semantics cannot drift.
 
+# A training step traces the networks once per lod *phase* instead of once for every lod: the
+# recursive structure's tf.cond nest (and R1's double gradient through it) made one trace of the
+# demo's D cost ~140 CPU-seconds, while the branches a given lod takes are known in Python. Inside
+# ``static_lod_phase(lod)`` the same recursion runs with Python ``if`` in place of ``tf.cond``: the
+# graph holds only the taken branches, the fade factor still reads the ``lod`` variable, so every
+# lod of the phase gives the same numbers as the tf.cond graph (tests/test_lod_phase.py).
+
+_static_lod = threading.local()
+
+
+def lod_phase_key(lod: float) -> float:
+    """A value that selects the same branches as ``lod``: floor(lod), or floor(lod) + 0.5 while
+    fading. Use it as the traced-function argument, so that one trace serves a whole phase."""
+    lod = float(np.float32(lod))                # the graph compares the float32 variable
+    level = math.floor(lod)
+    return float(level) if lod == level else level + 0.5
+
+
+@contextlib.contextmanager
+def static_lod_phase(lod: Optional[float]):
+    """Progressive networks called (traced) inside take the branches of ``lod``'s phase.
+
+    The caller must keep the networks' ``lod`` variables inside that phase (same floor, same
+    "fading or not") while it runs the traced function; ``None`` restores tf.cond."""
+    previous = getattr(_static_lod, 'value', None)
+    _static_lod.value = None if lod is None else lod_phase_key(lod)
+    try:
+        yield
+    finally:
+        _static_lod.value = previous
+
+
+def lod_branches(top: int) -> Optional[Tuple[int, bool]]:
+    """(level, fading) the recursive structure with levels ``top..0`` takes in the current
+    static phase, or None outside one. At level L it goes deeper while lod < L, and at the level
+    where it stops it fades from the coarser image while lod > L."""
+    lod = getattr(_static_lod, 'value', None)
+    if lod is None:
+        return None
+    level = min(max(math.floor(lod), 0), top)
+    return level, lod > level
+
+
+def _branch(static: Optional[bool], pred, true_fn, false_fn):
+    """``tf.cond(pred(), ...)``, or the branch a static phase already chose."""
+    if static is None:
+        return tf.cond(pred(), true_fn, false_fn)
+    return true_fn() if static else false_fn()
+
+
+def _deeper(phase, lod: int) -> Optional[bool]:
+    return None if phase is None else lod > phase[0]
+
+
+def _fading(phase, lod: int) -> Optional[bool]:
+    return None if phase is None else (phase[1] and lod == phase[0])
+
+
 class ProgressiveSynthesis:
     """Mixin of a synthesis network: the image at the current ``lod``, official structures.
 
@@ -487,13 +548,15 @@ class ProgressiveSynthesis:
         if rl == 2:
             return self._rgb(2, x, dlatents)
         lod_in = tf.convert_to_tensor(self.lod)
-        return self._grow(x, 3, rl - 3, lod_in, dlatents, randomize_noise, rng)
+        return self._grow(x, 3, rl - 3, lod_in, dlatents, randomize_noise, rng,
+                          lod_branches(rl - 3))
 
     def _upscale_to_full(self, img, r):
         return upscale2d(img, self.data_format, 2 ** (self.resolution_log2 - r))
 
-    def _grow(self, x, r, lod, lod_in, dlatents, randomize_noise, rng):
-        """Official 'recursive' structure: the image of blocks ``r..`` given block ``r-1``'s x."""
+    def _grow(self, x, r, lod, lod_in, dlatents, randomize_noise, rng, phase=None):
+        """Official 'recursive' structure: the image of blocks ``r..`` given block ``r-1``'s x.
+        ``phase``: lod_branches() of a static phase, or None (tf.cond)."""
         y = self._run_block(r, x, dlatents, randomize_noise, rng)
 
         def plain():
@@ -504,11 +567,13 @@ class ProgressiveSynthesis:
             return self._upscale_to_full(lerp(self._rgb(r, y, dlatents), lower, lod_in - lod), r)
 
         def deeper():
-            return self._grow(y, r + 1, lod - 1, lod_in, dlatents, randomize_noise, rng)
+            return self._grow(y, r + 1, lod - 1, lod_in, dlatents, randomize_noise, rng, phase)
 
-        img = lambda: tf.cond(lod_in > lod, blend, plain)   # noqa: E731
+        def img():
+            return _branch(_fading(phase, lod), lambda: lod_in > lod, blend, plain)
+
         if lod > 0:
-            return tf.cond(lod_in < lod, deeper, img)
+            return _branch(_deeper(phase, lod), lambda: lod_in < lod, deeper, img)
         return img()
 
 
@@ -527,17 +592,21 @@ class ProgressiveDiscriminator:
             for r in range(rl, 2, -1):
                 x = self._block(r, x)
             return x
-        return self._grow(2, rl - 2, tf.convert_to_tensor(self.lod), images)
+        return self._grow(2, rl - 2, tf.convert_to_tensor(self.lod), images, lod_branches(rl - 2))
 
-    def _grow(self, r, lod, lod_in, images):
-        """Official 'recursive' structure: features at ``2**r`` entering block ``r``'s output."""
+    def _grow(self, r, lod, lod_in, images, phase=None):
+        """Official 'recursive' structure: features at ``2**r`` entering block ``r``'s output.
+        ``phase``: lod_branches() of a static phase, or None (tf.cond)."""
         def from_image():
             return self._from_rgb(r, downscale2d(images, self.data_format, 2 ** lod))
 
         def deeper():
-            return self._grow(r + 1, lod - 1, lod_in, images)
+            return self._grow(r + 1, lod - 1, lod_in, images, phase)
 
-        x = tf.cond(lod_in < lod, deeper, from_image) if lod > 0 else from_image()
+        if lod > 0:
+            x = _branch(_deeper(phase, lod), lambda: lod_in < lod, deeper, from_image)
+        else:
+            x = from_image()
         if r == 2:
             return x
         x = self._block(r, x)
@@ -546,4 +615,4 @@ class ProgressiveDiscriminator:
             lower = self._from_rgb(r - 1, downscale2d(images, self.data_format, 2 ** (lod + 1)))
             return lerp(x, lower, lod_in - lod)
 
-        return tf.cond(lod_in > lod, blend, lambda: x)
+        return _branch(_fading(phase, lod), lambda: lod_in > lod, blend, lambda: x)

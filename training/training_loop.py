@@ -46,6 +46,7 @@ import dnnlib
 from dnnlib import legacy_pickle
 from dnnlib.util import EasyDict, atomic_write, format_time
 from tf2 import checkpoint, networks_stylegan
+from tf2 import layers as tf2_layers
 from tf2.network import Network
 from training import distribute, finetune, optimizers
 from training import loss as loss_lib
@@ -235,12 +236,43 @@ def find_latest_snapshot(run_dir: str) -> Optional[Tuple[str, Dict[str, np.ndarr
 
 
 # ------------------------------------------------------------------------------------------------
-# Train steps (tf.function; the big ones are traced once per minibatch_gpu size).
+# Train steps (tf.function; the big ones are traced once per minibatch_gpu size and lod phase).
+#
+# `phase` (tf2.layers.lod_phase_key of the schedule's lod, a Python float) makes each step trace
+# the networks with progressive growing's branches chosen in Python: one small cond-free graph
+# per phase (fading into resolution R, or stable at R) instead of one graph holding every
+# resolution in a tf.cond nest, whose R1 double gradient took minutes to trace.
 
 def _zeros_for_none(grads, variables):
     """Zero gradients for variables a loss does not reach (e.g. ToRGB biases in the path-length
     regulariser), as tflib.Optimizer did, so that every apply sees a full gradient list."""
     return [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+
+
+def run_rounds(body: Callable, rounds: int, carry, sum_dtype=tf.float32):
+    """Runs ``body(r, carry) -> (grads, out, carry)`` for r < rounds inside the traced step.
+
+    Returns the gradients summed in round order (in ``sum_dtype``), ``out`` stacked over the
+    rounds (a leading [rounds] axis) and the last carry. Round 0 is traced on its own (it fixes the
+    structure of ``out`` for the TensorArrays); rounds 1.. run in a tf.while_loop, so the graph
+    holds at most two copies of the round however many rounds there are.
+    """
+    grads, out, carry = body(tf.constant(0), carry)
+    grads = [tf.cast(g, sum_dtype) for g in grads]
+    if rounds == 1:
+        return grads, tf.nest.map_structure(lambda t: t[None], out), carry
+    arrays = tf.nest.map_structure(
+        lambda t: tf.TensorArray(t.dtype, size=rounds, element_shape=t.shape).write(0, t), out)
+
+    def step(r, grads, arrays, carry):
+        g, o, carry = body(r, carry)
+        grads = [a + tf.cast(b, sum_dtype) for a, b in zip(grads, g)]
+        arrays = tf.nest.map_structure(lambda a, t: a.write(r, t), arrays, o)
+        return r + 1, grads, arrays, carry
+
+    _, grads, arrays, carry = tf.while_loop(lambda r, *_: r < rounds, step,
+                                            (tf.constant(1), grads, arrays, carry))
+    return grads, tf.nest.map_structure(lambda a: a.stack(), arrays), carry
 
 
 class _Steps:
@@ -279,6 +311,12 @@ class _Steps:
 class TrainSteps(_Steps):
     """The compiled D step, G step, optimizer applies and Gs update of one training run.
 
+    `D_step` / `G_step` are what the loop calls: one compiled call per phase of a minibatch, the
+    minibatch_gpu rounds inside it, each round exactly `D_grads` / `G_grads` (which stay callable
+    on their own: the readable per-round pieces), the gradients summed in round order in float32
+    and averaged, then applied. The training stream `rng` is drawn in the same order as when the
+    rounds ran one call each, so runs and resumes of older versions give the same numbers.
+
     Args:
         G, D, Gs: Keras models (networks_stylegan).
         G_opt, D_opt: built Keras optimizers.
@@ -303,6 +341,8 @@ class TrainSteps(_Steps):
         self.G_grads = tf.function(self._G_grads)
         self.apply_D = tf.function(self._apply_D)
         self.apply_G = tf.function(self._apply_G)
+        self.D_step = tf.function(self._D_step)
+        self.G_step = tf.function(self._G_step)
 
     def _G_train(self, latents, labels, **kwargs):
         # kwargs: e.g. return_dlatents=True for StyleGAN2's path-length regulariser.
@@ -319,8 +359,8 @@ class TrainSteps(_Steps):
         return process_reals(reals, lod, self.mirror_augment, self.rng, self.drange_data,
                              self.drange_net, self.resolution)
 
-    def _D_grads(self, reals, labels, lod, reg=None, scale=1.0):
-        # reals [n, C, R, R] float (prepare_reals), labels [n, L], lod scalar.
+    def _D_grads(self, reals, labels, lod, reg=None, scale=1.0, phase=None):
+        # reals [n, C, R, R] float (prepare_reals), labels [n, L], lod scalar, phase see above.
         # reg: None (loss without a `reg` argument, or its default) or 'none' / 'only' / 'both'
         # (loss.py StyleGAN2 losses); the gradient is of scale * mean(loss) (lazy regularisation
         # multiplies the regulariser by its interval). Python values: one trace per combination.
@@ -329,13 +369,14 @@ class TrainSteps(_Steps):
         variables = self.D_vars
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch([v.value for v in variables])   # the tf.Variables inside the Keras variables
-            loss, stats = self.D_loss(self._G_train, self._D_train, latents, reals, labels,
-                                      **({} if reg is None else {'reg': reg}))
+            with tf2_layers.static_lod_phase(phase):
+                loss, stats = self.D_loss(self._G_train, self._D_train, latents, reals, labels,
+                                          **({} if reg is None else {'reg': reg}))
             loss = tf.reduce_mean(loss)
         grads = tape.gradient(loss * scale if scale != 1.0 else loss, variables)
         return loss, stats, _zeros_for_none(grads, variables)
 
-    def _G_grads(self, labels, *args, reg=None, scale=1.0):
+    def _G_grads(self, labels, *args, reg=None, scale=1.0, phase=None):
         # labels [n, L], then pl_labels [n, L] if the loss takes them, then lod (scalar); reg and
         # scale as in _D_grads.
         *pl_labels, lod = args
@@ -347,7 +388,8 @@ class TrainSteps(_Steps):
         variables = self.G_vars
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch([v.value for v in variables])   # the tf.Variables inside the Keras variables
-            loss, stats = self.G_loss(self._G_train, self._D_train, latents, labels, **extra)
+            with tf2_layers.static_lod_phase(phase):
+                loss, stats = self.G_loss(self._G_train, self._D_train, latents, labels, **extra)
             loss = tf.reduce_mean(loss)
         grads = tape.gradient(loss * scale if scale != 1.0 else loss, variables)
         return loss, stats, _zeros_for_none(grads, variables)
@@ -365,6 +407,42 @@ class TrainSteps(_Steps):
 
     def _apply_G(self, grads, lrate):
         return self._apply(self.G_opt, self.G_vars, grads, lrate)
+
+    @staticmethod
+    def _mean(grads, rounds: int):
+        return grads if rounds == 1 else [g / rounds for g in grads]
+
+    def _D_step(self, reals, labels, lod, lrate, reg=None, scale=1.0, phase=None, repeat=0):
+        """One D update: its rounds, then apply_D. Returns (ok, out).
+
+        reals, labels: uint8 [rounds, n, C, h, w] and [rounds, n, L], one fetched minibatch per
+            round; or, with repeat=k, processed reals [n, C, R, R] and labels [n, L] that each of
+            k rounds reads again (the official D_reg_op reads the last D minibatch again).
+        out: 'loss' [rounds], 'stats' {name: [rounds, ...]}, 'reals' the processed reals.
+        """
+        rounds = repeat or int(reals.shape[0])
+
+        def body(r, carry):
+            x = reals if repeat else self._prepare_reals(reals[r], lod)
+            loss, stats, grads = self._D_grads(x, labels if repeat else labels[r], lod, reg, scale,
+                                               phase)
+            return grads, dict(loss=loss, stats=stats, reals=x), carry
+
+        grads, out, _ = run_rounds(body, rounds, tf.zeros([0]))
+        return self._apply(self.D_opt, self.D_vars, self._mean(grads, rounds), lrate), out
+
+    def _G_step(self, labels, lod, lrate, pl_labels=None, reg=None, scale=1.0, phase=None):
+        """One G update: its rounds (labels [rounds, n, L], pl_labels likewise when the loss
+        takes them), then apply_G. Returns (ok, out) as _D_step."""
+        rounds = int(labels.shape[0])
+
+        def body(r, carry):
+            args = (labels[r],) + (() if pl_labels is None else (pl_labels[r],))
+            loss, stats, grads = self._G_grads(*args, lod, reg=reg, scale=scale, phase=phase)
+            return grads, dict(loss=loss, stats=stats), carry
+
+        grads, out, _ = run_rounds(body, rounds, tf.zeros([0]))
+        return self._apply(self.G_opt, self.G_vars, self._mean(grads, rounds), lrate), out
 
 
 
@@ -524,25 +602,10 @@ class ShardedSteps(_Steps):
         instance norm, has rounding noise as gradient, which Adam's first steps scale up to the
         learning rate: a different summation order would show there.)
         """
-        grads, out, pl_vec = body(tf.constant(0), pl_vec)
-        grads = [tf.cast(g, tf.float64) for g in grads]
-        if rounds == 1:
-            return grads, tf.nest.map_structure(lambda t: t[None], out), pl_vec
-        arrays = tf.nest.map_structure(
-            lambda t: tf.TensorArray(t.dtype, size=rounds, element_shape=t.shape).write(0, t), out)
-
-        def step(r, grads, arrays, pl_vec):
-            g, o, pl_vec = body(r, pl_vec)
-            grads = [a + tf.cast(b, tf.float64) for a, b in zip(grads, g)]
-            arrays = tf.nest.map_structure(lambda a, t: a.write(r, t), arrays, o)
-            return r + 1, grads, arrays, pl_vec
-
-        _, grads, arrays, pl_vec = tf.while_loop(lambda r, *_: r < rounds, step,
-                                                 (tf.constant(1), grads, arrays, pl_vec))
-        return grads, tf.nest.map_structure(lambda a: a.stack(), arrays), pl_vec
+        return run_rounds(body, rounds, pl_vec, tf.float64)
 
     # Per replica ----------------------------------------------------------------------------
-    def _D_replica(self, data, lod, seed, reals_seed, reg, scale, rounds, mbg, slot_rounds):
+    def _D_replica(self, data, lod, seed, reals_seed, reg, scale, rounds, mbg, slot_rounds, phase):
         reals_u8, labels, first = data['reals'], data['labels'], data['first']
 
         def body(r, pl_vec):
@@ -556,9 +619,10 @@ class ShardedSteps(_Steps):
             return self._shard(self.D_loss, self.D_loss_takes, self.D_vars, (latents, x, y), rnd,
                                None, reg, scale, self.loss_scale.get('D'))[:2] + (pl_vec,)
 
-        return self._rounds(body, rounds, tf.zeros([0], tf.float32))[:2]
+        with tf2_layers.static_lod_phase(phase):     # per replica: each traces in its own thread
+            return self._rounds(body, rounds, tf.zeros([0], tf.float32))[:2]
 
-    def _G_replica(self, data, lod, seed, reg, scale, rounds, mbg, slot_rounds):
+    def _G_replica(self, data, lod, seed, reg, scale, rounds, mbg, slot_rounds, phase):
         labels, first = data['labels'], data['first']
         pl_labels = data.get('pl_labels')
 
@@ -580,7 +644,8 @@ class ShardedSteps(_Steps):
             return grads, out, pl_vec
 
         pl_vec = tf.convert_to_tensor(self.pl_mean) if self.pl_mean is not None else tf.zeros([0])
-        grads, out, pl_vec = self._rounds(body, rounds, pl_vec)
+        with tf2_layers.static_lod_phase(phase):
+            grads, out, pl_vec = self._rounds(body, rounds, pl_vec)
         if self.pl_mean is not None:
             out['pl_vec'] = pl_vec[None]
         return grads, out
@@ -608,17 +673,18 @@ class ShardedSteps(_Steps):
         return ok, out
 
     def _D_phase(self, data, lod, lrate, seed, reals_seed, reg=None, scale=1.0, rounds=1, mbg=1,
-                 slot_rounds=1, shards=1):
+                 slot_rounds=1, shards=1, phase=None):
         self._set_lod(lod)
         per_grads, per_out = self.strategy.run(
-            self._D_replica, args=(data, lod, seed, reals_seed, reg, scale, rounds, mbg, slot_rounds))
+            self._D_replica,
+            args=(data, lod, seed, reals_seed, reg, scale, rounds, mbg, slot_rounds, phase))
         return self._finish('D', self.D_opt, self.D_vars, per_grads, per_out, lrate, shards)
 
     def _G_phase(self, data, lod, lrate, seed, reg=None, scale=1.0, rounds=1, mbg=1, slot_rounds=1,
-                 shards=1):
+                 shards=1, phase=None):
         self._set_lod(lod)
         per_grads, per_out = self.strategy.run(
-            self._G_replica, args=(data, lod, seed, reg, scale, rounds, mbg, slot_rounds))
+            self._G_replica, args=(data, lod, seed, reg, scale, rounds, mbg, slot_rounds, phase))
         ok, out = self._finish('G', self.G_opt, self.G_vars, per_grads, per_out, lrate, shards)
         if self.pl_mean is not None:
             # Each slot's final value comes from the replica that ran it.
@@ -1024,72 +1090,78 @@ def training_loop(
                            tf_rng_alg=int(rng.algorithm), np_rng=ResumeState.np_rng_arrays(np_rng),
                            grid_latents=grid_latents, grid_labels=grid_labels, groups=groups).to_arrays()
 
-    def accumulate(grads_fn, next_args, rounds: int, lod_t, label: str, sched, on_stats=None):
-        """Runs grads_fn over the rounds of one step; returns the mean gradients."""
-        total = None
-        for _round in range(rounds):
-            loss, step_stats, grads = grads_fn(*next_args(), lod_t)
-            if on_stats is not None:
-                on_stats(step_stats)
-            loss = float(loss)
-            _check_finite(f'Loss/{label}/loss', loss, cur_nimg, sched.lod, last_pkl, run_dir)
-            stats.report(f'Loss/{label}/loss', loss)
-            for name, value in step_stats.items():
+    # The results of a tick's phases stay tensors until the tick ends: one host sync per tick.
+    pending = []
+
+    def report_phase(label: str, ok, out) -> None:
+        pending.append((label, ok, out, cur_nimg, ctx.sched.lod))
+
+    def read_reports() -> None:
+        for label, ok, out, nimg, lod in pending:
+            losses = out['loss'].numpy()                     # [rounds or shards]
+            bad = losses[~np.isfinite(losses)]
+            _check_finite(f'Loss/{label}/loss', float(bad[0]) if bad.size else 0.0, nimg, lod,
+                          last_pkl, run_dir)
+            stats.report(f'Loss/{label}/loss', losses)
+            for name, value in out['stats'].items():
                 stats.report(name, value.numpy())
-            total = grads if total is None else [a + b for a, b in zip(total, grads)]
-        return total if rounds == 1 else [g / rounds for g in total]
+            name = f'Progress/{label}_update_skipped' if label in ('G', 'D') else f'Progress/{label}_skipped'
+            stats.report(name, 0.0 if bool(ok) else 1.0)
+        pending.clear()
+
+    def update_ada(out) -> None:
+        if D_augment is not None and hasattr(D_augment, 'update'):    # p follows D's overfitting
+            D_augment.update(tf.reshape(out['stats']['Loss/scores/real'], [-1, 1]))
 
     # One minibatch's work, phase by phase (the order is data: step_phases). The context holds
     # what the schedule sets; the phases read it.
     ctx = EasyDict()
     last_reals = []
 
-    def next_reals():
-        images, labels = training_set.get_minibatch_tf()
-        last_reals[:] = [steps.prepare_reals(images, ctx.lod_t), labels]
-        return tuple(last_reals)
+    def fetch_rounds():
+        """The step's rounds of minibatch_gpu reals and labels, [rounds, n, ...], in read order."""
+        batches = [training_set.get_minibatch_tf() for _round in range(ctx.rounds)]
+        return tf.stack([b[0] for b in batches]), tf.stack([b[1] for b in batches])
 
-    def repeat_reals():
-        # The official D_reg_op reads the last fetched minibatch again, as processed for the D
-        # step (the same mirror flips), from the variable the fetch wrote.
-        return tuple(last_reals)
-
-    def random_labels():
-        labels = [tf.constant(training_set.get_random_labels_np(ctx.sched.minibatch_gpu))]
-        if steps.G_loss_takes_pl_labels:      # the path-length regulariser's own labels
-            labels.append(tf.constant(training_set.get_random_labels_np(ctx.sched.minibatch_gpu)))
-        return tuple(labels)
+    def random_label_rounds() -> dict:
+        # Per round: its labels, then the path-length regulariser's own (the draw order).
+        labels, pl_labels = [], []
+        for _round in range(ctx.rounds):
+            labels.append(training_set.get_random_labels_np(ctx.sched.minibatch_gpu))
+            if steps.G_loss_takes_pl_labels:
+                pl_labels.append(training_set.get_random_labels_np(ctx.sched.minibatch_gpu))
+        out = {'labels': tf.constant(np.stack(labels))}
+        if pl_labels:
+            out['pl_labels'] = tf.constant(np.stack(pl_labels))
+        return out
 
     def run_D():
-        real_scores = []
-        ada = D_augment is not None and hasattr(D_augment, 'update')     # ADA needs D's real scores
-        grads = accumulate(functools.partial(steps.D_grads, reg=D_main_reg), next_reals, ctx.rounds,
-                           ctx.lod_t, 'D', ctx.sched,
-                           on_stats=(lambda st: real_scores.append(st['Loss/scores/real'])) if ada else None)
-        stats.report('Progress/D_update_skipped', 0.0 if bool(steps.apply_D(grads, ctx.D_lrate)) else 1.0)
-        if ada:
-            D_augment.update(tf.concat(real_scores, axis=0))     # p follows D's overfitting
+        reals, labels = fetch_rounds()
+        ok, out = steps.D_step(reals, labels, ctx.lod_t, ctx.D_lrate, reg=D_main_reg, phase=ctx.phase)
+        # The official D_reg_op reads the last fetched minibatch again, as processed for the D
+        # step (the same mirror flips).
+        last_reals[:] = [out.pop('reals')[-1], labels[-1]]
+        report_phase('D', ok, out)
+        update_ada(out)
 
     def run_D_reg():
-        grads = accumulate(functools.partial(steps.D_grads, reg='only', scale=float(D_reg_interval)),
-                           repeat_reals, ctx.rounds, ctx.lod_t, 'D_reg', ctx.sched)
-        stats.report('Progress/D_reg_skipped', 0.0 if bool(steps.apply_D(grads, ctx.D_lrate)) else 1.0)
+        ok, out = steps.D_step(*last_reals, ctx.lod_t, ctx.D_lrate, reg='only',
+                               scale=float(D_reg_interval), phase=ctx.phase, repeat=ctx.rounds)
+        out.pop('reals')
+        report_phase('D_reg', ok, out)
 
-    def run_G():
-        grads = accumulate(functools.partial(steps.G_grads, reg=G_main_reg), random_labels, ctx.rounds,
-                           ctx.lod_t, 'G', ctx.sched)
-        stats.report('Progress/G_update_skipped', 0.0 if bool(steps.apply_G(grads, ctx.G_lrate)) else 1.0)
-
-    def run_G_reg():
-        grads = accumulate(functools.partial(steps.G_grads, reg='only', scale=float(G_reg_interval)),
-                           random_labels, ctx.rounds, ctx.lod_t, 'G_reg', ctx.sched)
-        stats.report('Progress/G_reg_skipped', 0.0 if bool(steps.apply_G(grads, ctx.G_lrate)) else 1.0)
+    def run_G(reg, scale: float, label: str):
+        ok, out = steps.G_step(lod=ctx.lod_t, lrate=ctx.G_lrate, reg=reg, scale=scale,
+                               phase=ctx.phase, **random_label_rounds())
+        report_phase(label, ok, out)
 
     def count_images():
         nonlocal cur_nimg
         cur_nimg += ctx.sched.minibatch
 
-    run_phase = {'D': run_D, 'D_reg': run_D_reg, 'G': run_G, 'G_reg': run_G_reg,
+    run_phase = {'D': run_D, 'D_reg': run_D_reg,
+                 'G': lambda: run_G(G_main_reg, 1.0, 'G'),
+                 'G_reg': lambda: run_G('only', float(G_reg_interval or 1), 'G_reg'),
                  'Gs': lambda: steps.update_Gs(ctx.Gs_beta), 'count': count_images}
 
     # Under a strategy: one compiled call per phase for the whole minibatch. The host draws the
@@ -1109,17 +1181,6 @@ def training_loop(
     def next_seed() -> tf.Tensor:
         return rng.make_seeds(1)[:, 0]                  # int64 [2]
 
-    def report_phase(label: str, ok, out) -> None:
-        losses = out['loss'].numpy()                     # [shards]
-        bad = losses[~np.isfinite(losses)]
-        _check_finite(f'Loss/{label}/loss', float(bad[0]) if bad.size else 0.0, cur_nimg,
-                      ctx.sched.lod, last_pkl, run_dir)
-        stats.report(f'Loss/{label}/loss', losses)
-        for name, value in out['stats'].items():
-            stats.report(name, value.numpy())
-        name = f'Progress/{label}_update_skipped' if label in ('G', 'D') else f'Progress/{label}_skipped'
-        stats.report(name, 0.0 if bool(ok) else 1.0)
-
     def sharded_D():
         images, labels = training_set.get_minibatch_tf()        # [minibatch, C, h, w]
         seed = next_seed()
@@ -1127,8 +1188,7 @@ def training_loop(
         ok, out = steps.D_phase(per_replica({'reals': images, 'labels': labels}), ctx.lod_t,
                                 ctx.D_lrate, seed, seed, reg=D_main_reg, **ctx.shard_kwargs)
         report_phase('D', ok, out)
-        if D_augment is not None and hasattr(D_augment, 'update'):
-            D_augment.update(tf.reshape(out['stats']['Loss/scores/real'], [-1, 1]))
+        update_ada(out)
 
     def sharded_D_reg():
         # The regulariser sees the last D minibatch as processed for it (same mirror flips).
@@ -1180,8 +1240,9 @@ def training_loop(
                    D_lrate=tf.constant(sched.D_lrate * D_mb_ratio, tf.float32))
         # Shards of the minibatch: num_gpus official GPUs x their rounds, split over the replicas.
         shards = sched.rounds * num_gpus
+        ctx.phase = tf2_layers.lod_phase_key(sched.lod)
         ctx.shard_kwargs = dict(rounds=shards // layout.num_replicas, mbg=sched.minibatch_gpu,
-                                slot_rounds=sched.rounds, shards=shards)
+                                slot_rounds=sched.rounds, shards=shards, phase=ctx.phase)
 
         for _repeat in range(minibatch_repeats):
             due = {'G_reg': regularization_due(running_mb_counter, G_reg_interval),
@@ -1195,6 +1256,7 @@ def training_loop(
         done = cur_nimg >= total_nimg
         if cur_nimg < tick_start_nimg + sched.tick_kimg * 1000 and not done:
             continue
+        read_reports()
         cur_tick += 1
         tick_kimg = (cur_nimg - tick_start_nimg) / 1000.0
         tick_start_nimg = cur_nimg
