@@ -23,9 +23,13 @@ the demo dataset, and prints:
 Timings on a shared machine are noisy; compare the parts within one run (they are interleaved:
 every repetition runs all parts in order).
 
+The step functions are traced per lod phase as training traces them (tf2.layers.static_lod_phase);
+--tf-cond traces the tf.cond structure instead (the code before, for comparison).
+
 Example:
-  python bench/profile_training_step.py --resolutions 8,64 --profile   # several minutes: tracing
-                                                                         # the D step alone takes minutes
+  python bench/profile_training_step.py --resolutions 8,64 --profile
+  python bench/profile_training_step.py --resolutions 8,64 --tf-cond   # several minutes: tracing
+                                                                        # the D step alone takes minutes
   python bench/profile_training_step.py --resolutions 8,16,32,64 --steps 20
 """
 
@@ -68,7 +72,7 @@ def count_graph_ops(concrete) -> int:
 class Bench:
     """The demo's networks, optimizers, dataset and TrainSteps, built as training_loop builds them."""
 
-    def __init__(self, data_dir: str, minibatch: int, log):
+    def __init__(self, data_dir: str, minibatch: int, log, tf_cond: bool = False):
         t = time.perf_counter()
         import tensorflow as tf
         self.tf = tf
@@ -96,12 +100,15 @@ class Bench:
                                    lambda *a: loss.D_logistic_simplegp(*a, r1_gamma=10.0),
                                    rng, True, self.dataset.dynamic_range, [-1, 1])
         self.minibatch = minibatch
+        self.tf_cond = tf_cond          # True: the tf.cond structure of before the static phases
         self.lrate = tf.constant(0.003)
         self.beta = tf.constant(0.5 ** (minibatch / 1000.0))
 
     def set_lod(self, lod: float, minibatch: int):
         self.dataset.configure(minibatch, lod)
         self.lod = self.tf.constant(float(lod))
+        from tf2 import layers as L
+        self.phase = None if self.tf_cond else L.lod_phase_key(lod)     # as training_loop does
         self.labels = self.tf.zeros([minibatch, 0])
 
     # The parts of one step, in the loop's order (v1: D, Gs, G).
@@ -114,7 +121,7 @@ class Bench:
         return self.reals
 
     def D_grads(self):
-        self.d_out = self.steps.D_grads(self.reals, self.reals_labels, self.lod)
+        self.d_out = self.steps.D_grads(self.reals, self.reals_labels, self.lod, phase=self.phase)
         return self.d_out[0]
 
     def apply_D(self):
@@ -125,7 +132,7 @@ class Bench:
         return self.Gs.trainable_variables[0].value
 
     def G_grads(self):
-        self.g_out = self.steps.G_grads(self.labels, self.lod)
+        self.g_out = self.steps.G_grads(self.labels, self.lod, phase=self.phase)
         return self.g_out[0]
 
     def apply_G(self):
@@ -145,13 +152,13 @@ class Bench:
         if part == 'prepare':
             s.prepare_reals.get_concrete_function(self.reals_u8, self.lod)
         elif part == 'D_grads':
-            s.D_grads.get_concrete_function(self.reals, self.reals_labels, self.lod)
+            s.D_grads.get_concrete_function(self.reals, self.reals_labels, self.lod, phase=self.phase)
         elif part == 'apply_D':
             s.apply_D.get_concrete_function(self.d_out[2], self.lrate)
         elif part == 'update_Gs':
             s.update_Gs.get_concrete_function(self.beta)
         elif part == 'G_grads':
-            s.G_grads.get_concrete_function(self.labels, self.lod)
+            s.G_grads.get_concrete_function(self.labels, self.lod, phase=self.phase)
         elif part == 'apply_G':
             s.apply_G.get_concrete_function(self.g_out[2], self.lrate)
 
@@ -205,6 +212,9 @@ def main(argv=None) -> int:
     parser.add_argument('--minibatch', type=int, default=8, help='images per step (default: 8, the demo\'s)')
     parser.add_argument('--steps', type=int, default=10, help='timed repetitions per resolution (default: 10)')
     parser.add_argument('--profile', action='store_true', help='tf.profiler op-type breakdown at every resolution')
+    parser.add_argument('--tf-cond', action='store_true',
+                        help='trace the tf.cond structure (before static lod phases) instead of '
+                             'one graph per lod phase as training does')
     parser.add_argument('--profile-steps', type=int, default=5)
     args = parser.parse_args(argv)
     resolutions = [int(r) for r in args.resolutions.split(',')]
@@ -222,7 +232,7 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         create_demo(data, resolution=64, progress=False, log=lambda *_: None)
         log('build demo dataset (not in a normal run)', time.perf_counter() - t)
-    b = Bench(data, args.minibatch, log)
+    b = Bench(data, args.minibatch, log, tf_cond=args.tf_cond)
     tf = b.tf
     full_log2 = b.dataset.resolution_log2
     print(f'TensorFlow {tf.__version__}, {os.cpu_count()} CPU(s), oneDNN '
