@@ -15,7 +15,10 @@ regularisation rescales Adam's lr and betas by interval/(interval+1). With
 Additions of this port:
 * Gradient accumulation: a minibatch is processed in rounds of `minibatch_gpu` images
   (schedule.py), so large minibatches fit in little memory. `num_gpus` devices are emulated by
-  rounds on the one device the loop runs on (the update is the same).
+  rounds on the one device the loop runs on (the update is the same). The rounds and the update
+  of a phase (D, D reg, G, G reg) run inside one compiled call (`TrainSteps.D_step`/`G_step`;
+  `ShardedSteps` under tf.distribute), traced once per lod phase without progressive growing's
+  tf.cond (tf2.layers.static_lod_phase); losses and statistics are read once per tick.
 * Exact resume: every network snapshot `network-snapshot-<kimg>.pkl` has a sidecar
   `training-state-<kimg>.npz` with the optimizer state, the progress counters, the numpy and
   `tf.random.Generator` states and the grid latents. The sidecar is written first and names the
