@@ -72,4 +72,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
+    from dnnlib.util import tensorflow_env_defaults
+    tensorflow_env_defaults()        # oneDNN on unless TF_ENABLE_ONEDNN_OPTS says otherwise
     sys.exit(main())

@@ -47,4 +47,6 @@ rendered with the file's saved noise maps; every mix of such a destination uses 
 
 
 if __name__ == '__main__':
+    from dnnlib.util import tensorflow_env_defaults
+    tensorflow_env_defaults()        # oneDNN on unless TF_ENABLE_ONEDNN_OPTS says otherwise
     sys.exit(main())

@@ -130,3 +130,30 @@ def test_atomic_write_all_or_nothing(tmp_path):
             raise RuntimeError('interrupted')
     assert path.read_bytes() == b'abc'               # the old content stays
     assert sorted(p.name for p in path.parent.iterdir()) == ['out.bin']   # no temporary left
+
+
+def test_tensorflow_env_defaults_only_fill_unset_values(monkeypatch):
+    monkeypatch.delenv('TF_ENABLE_ONEDNN_OPTS', raising=False)
+    util.tensorflow_env_defaults()
+    assert os.environ['TF_ENABLE_ONEDNN_OPTS'] == '1'
+    monkeypatch.setenv('TF_ENABLE_ONEDNN_OPTS', '0')        # the user's choice wins
+    util.tensorflow_env_defaults()
+    assert os.environ['TF_ENABLE_ONEDNN_OPTS'] == '0'
+
+
+SCRIPTS = ('calc_metrics.py', 'cross_mixing.py', 'dataset_tool.py', 'generate_images.py',
+           'latent_walk.py', 'local_editing.py', 'projector.py', 'run_training.py', 'sefa.py',
+           'style_mixing.py')
+
+
+@pytest.mark.parametrize('script', SCRIPTS)
+def test_scripts_set_tensorflow_defaults_before_main(script):
+    """Run as programs, the scripts set the environment defaults (oneDNN on) before main() can
+    import TensorFlow; called as main() from Python (the tests) they leave the environment alone."""
+    import ast
+    tree = ast.parse(open(os.path.join(REPO_DIR, script)).read())
+    block = [n for n in tree.body if isinstance(n, ast.If) and "__name__" in ast.unparse(n.test)]
+    assert len(block) == 1
+    calls = [ast.unparse(n) for n in ast.walk(block[0]) if isinstance(n, ast.Call)]
+    assert calls.index('tensorflow_env_defaults()') < calls.index('main()'), calls
+    assert set(SCRIPTS) == {f for f in os.listdir(REPO_DIR) if f.endswith('.py')}
