@@ -21,6 +21,7 @@ ticks at lod 3; --kimg 6 also reaches the first fade-in (lod 2.x).
 Example:
     python bench/bench_training_start.py                          # aac619f vs this tree, 3 kimg (~8 min)
     python bench/bench_training_start.py --kimg 6 --repeats 2 --data datasets   # an existing datasets/demo
+    python bench/bench_training_start.py --kimg 18 --as-shipped    # the whole demo, as a user runs it
 """
 
 import argparse
@@ -42,12 +43,23 @@ TICK = re.compile(r'^tick\s+(\d+)\s.*?\blod\s+(\S+)\s.*?\bsec/kimg\s+(\S+)')
 QUIET = ['--snapshot-ticks', '1000', '--image-snapshot-ticks', '1000', '--mixing-figure', 'false']
 
 
-def run_training(tree: str, data_dir: str, kimg: float, extra: list) -> dict:
+def child_env(tree: str, as_shipped: bool) -> dict:
+    """The child's environment: oneDNN as TF_ENABLE_ONEDNN_OPTS says (off if unset), or with
+    as_shipped each tree's own default (the scripts of this tree turn it on; the baseline's leave
+    TensorFlow's choice, off on CPUs without AVX-512)."""
+    env = dict(os.environ, PYTHONPATH=tree, PYTHONUNBUFFERED='1')
+    if as_shipped:
+        env.pop('TF_ENABLE_ONEDNN_OPTS', None)
+    else:
+        env['TF_ENABLE_ONEDNN_OPTS'] = os.environ.get('TF_ENABLE_ONEDNN_OPTS', '0')
+    return env
+
+
+def run_training(tree: str, data_dir: str, kimg: float, extra: list, as_shipped: bool = False) -> dict:
     """One training child in `tree`: seconds to its first tick line and (tick, lod, sec/kimg) of all."""
     cmd = [sys.executable, '-u', 'run_training.py', '--data-dir', data_dir, '--dataset', 'demo',
            '--kimg', str(kimg)] + QUIET + extra
-    env = dict(os.environ, PYTHONPATH=tree, PYTHONUNBUFFERED='1',
-               TF_ENABLE_ONEDNN_OPTS=os.environ.get('TF_ENABLE_ONEDNN_OPTS', '0'))
+    env = child_env(tree, as_shipped)
     last = collections.deque(maxlen=20)              # the output's tail, for the error message
     ticks, first_tick = [], None
     with tempfile.TemporaryDirectory(prefix='bench-results-') as result_dir:
@@ -97,6 +109,9 @@ def main() -> int:
                                                  'build one into a temporary folder)')
     p.add_argument('--extra', default='', metavar='ARGS', help='more run_training.py arguments for both trees, '
                                                                'e.g. --extra="--config stylegan2-demo"')
+    p.add_argument('--as-shipped', action='store_true',
+                   help='each tree with its own oneDNN default (this tree: on; the baseline: '
+                        'TensorFlow\'s, off without AVX-512) instead of both off')
     args = p.parse_args()
     extra = shlex.split(args.extra)
     base_commit = subprocess.run(['git', '-C', REPO, 'rev-parse', '--short', args.baseline],
@@ -125,12 +140,13 @@ def main() -> int:
                                                   '--dataset', 'demo', '--kimg', str(args.kimg)] + QUIET + extra)
         print(f'baseline {base_commit} vs this tree (HEAD {head}{", with uncommitted changes" if dirty else ""}); '
               f'{args.repeats} run(s) each, alternating; '
-              f'TF_ENABLE_ONEDNN_OPTS={os.environ.get("TF_ENABLE_ONEDNN_OPTS", "0")}')
+              + ('oneDNN as each tree ships it' if args.as_shipped else
+                 f'TF_ENABLE_ONEDNN_OPTS={os.environ.get("TF_ENABLE_ONEDNN_OPTS", "0")}'))
         print(f'command (in each tree): {shown} --result-dir <temp>', flush=True)
         results = {'baseline': [], 'this': []}
         for rep in range(args.repeats):
             for name, tree in (('baseline', base_tree), ('this', REPO)):
-                r = run_training(tree, data_dir, args.kimg, extra)
+                r = run_training(tree, data_dir, args.kimg, extra, args.as_shipped)
                 results[name].append(r)
                 print(f'  run {rep + 1} {name:<8s}: first tick after {r["first_tick"]:.1f} s; ticks (lod, sec/kimg): '
                       + ', '.join(f'{lod:.2f} {spk:.2f}' for _, lod, spk in r['ticks']), flush=True)
