@@ -318,7 +318,9 @@ class TrainSteps(_Steps):
     minibatch_gpu rounds inside it, each round exactly `D_grads` / `G_grads` (which stay callable
     on their own: the readable per-round pieces), the gradients summed in round order in float32
     and averaged, then applied. The training stream `rng` is drawn in the same order as when the
-    rounds ran one call each, so runs and resumes of older versions give the same numbers.
+    rounds ran one call each (tested); the values agree with that to float32 rounding (a compiled
+    graph fuses kernels its own way), so a run resumed from an older version's snapshot continues
+    correctly but not bit for bit as the older version would have.
 
     Args:
         G, D, Gs: Keras models (networks_stylegan).
