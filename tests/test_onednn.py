@@ -21,7 +21,7 @@ GROUPS = {
     'networks_v2': ['tests/test_tf2_stylegan2.py', 'tests/test_legacy_tf_stylegan2.py',
                     'tests/test_tf2_stylegan2_arch.py'],
     'fidelity': ['tests/test_fidelity_highres.py'],
-    'training': ['tests/test_loss.py', 'tests/test_loss_stylegan2.py',
+    'training': ['tests/test_loss.py', 'tests/test_loss_stylegan2.py', 'tests/test_lod_phase.py',
                  'tests/test_training_loop.py', 'tests/test_training_stylegan2.py'],
 }
 
