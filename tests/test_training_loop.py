@@ -164,32 +164,32 @@ def test_compiled_rounds_equal_the_per_round_pieces(lod):
     labels = tf.zeros([rounds, n, 0])
     lod_t, lrate = tf.constant(lod, tf.float32), tf.constant(lr)
 
-    ok, out = fast.D_step(reals, labels, lod_t, lrate, phase=phase)
-    total, losses = None, []
-    for r in range(rounds):
+    def D_round(r):
         x = ref.prepare_reals(reals[r], lod_t)
         loss, _, grads = ref.D_grads(x, labels[r], lod_t, phase=phase)
         np.testing.assert_array_equal(out['reals'][r].numpy(), x.numpy())
-        losses.append(float(loss))
-        total = grads if total is None else [a + b for a, b in zip(total, grads)]
-    mean = [g / rounds for g in total]
-    assert bool(ok) and bool(ref.apply_D(mean, lrate))
-    np.testing.assert_allclose(out['loss'].numpy(), losses, rtol=1e-6)
-    for a, b in zip(fast.D_vars, ref.D_vars):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-5)
+        return loss, grads
 
+    ok, out = fast.D_step(reals, labels, lod_t, lrate, phase=phase)
+    _assert_same_update(ok, out, D_round, rounds, ref.apply_D, lrate, fast.D_vars, ref.D_vars)
     ok, out = fast.G_step(labels, lod_t, lrate, phase=phase)
+    _assert_same_update(ok, out, lambda r: ref.G_grads(labels[r], lod_t, phase=phase)[::2],
+                        rounds, ref.apply_G, lrate, fast.G_vars, ref.G_vars)
+    np.testing.assert_array_equal(fast.rng.state.numpy(), ref.rng.state.numpy())
+
+
+def _assert_same_update(ok, out, round_fn, rounds, apply, lrate, fast_vars, ref_vars):
+    """The reference: round_fn(r) -> (loss, grads) for each round, the float32 sum in round order,
+    the mean, apply; then the compiled step's (ok, out) and weights must agree with it."""
     total, losses = None, []
     for r in range(rounds):
-        loss, _, grads = ref.G_grads(labels[r], lod_t, phase=phase)
+        loss, grads = round_fn(r)
         losses.append(float(loss))
         total = grads if total is None else [a + b for a, b in zip(total, grads)]
-    mean = [g / rounds for g in total]
-    assert bool(ok) and bool(ref.apply_G(mean, lrate))
+    assert bool(ok) and bool(apply([g / rounds for g in total], lrate))
     np.testing.assert_allclose(out['loss'].numpy(), losses, rtol=1e-6)
-    for a, b in zip(fast.G_vars, ref.G_vars):
+    for a, b in zip(fast_vars, ref_vars):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-5)
-    np.testing.assert_array_equal(fast.rng.state.numpy(), ref.rng.state.numpy())
 
 
 # ------------------------------------------------------------------------------------------------
