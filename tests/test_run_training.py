@@ -80,7 +80,7 @@ def test_demo_defaults(tmp_path):
     assert notes == ['Resolution: 64x64 (the demo dataset is built at 64x64 on first use)']
     assert kw['mixing_figure'] is True and kw['G_args']['func_name'] == 'G_style'
     assert kw['G_args']['fmap_max'] < 512 and kw['G_args']['latent_size'] < 512
-    assert kw['total_kimg'] == 18 and kw['sched_args']['lod_initial_resolution'] == 8
+    assert kw['total_kimg'] == 22 and kw['sched_args']['lod_initial_resolution'] == 8
     _, kw = to.resolve_options(dict(config='stylegan2-demo', data_dir=str(tmp_path)))
     assert kw['dataset_args'] == {'tfrecord_dir': str(tmp_path / 'demo32'), 'resolution': 32}
 
@@ -108,20 +108,21 @@ def test_resolution_follows_the_dataset_for_every_config(datasets, config, res):
     assert kw['dataset_args']['resolution'] == 16                           # --resolution wins
 
 
-@pytest.mark.parametrize('res,kimg,start', [(4, 3, 4), (32, 13, 8), (64, 18, 8), (128, 23, 8)])
+@pytest.mark.parametrize('res,kimg,start', [(4, 7, 4), (32, 17, 8), (64, 22, 8), (128, 27, 8)])
 def test_demo_schedule_fits_the_dataset(datasets, res, kimg, start):
-    """Grown from 8x8 (or the dataset's size below that), ending with a stable phase at full size."""
+    """Grown from 8x8 (or the dataset's size below that), ending with a 7-kimg stable phase at
+    full size."""
     from training.schedule import training_schedule
     _, kw = to.resolve_options(dict(data_dir=datasets, dataset=f'toy{res}'))
     sched = kw['sched_args']
     assert (kw['total_kimg'], sched['lod_initial_resolution']) == (kimg, start)
     rl = int(np.log2(res))
+    last_phase_start = int((kw['total_kimg'] - to.PRESETS['demo']['final_phase_kimg']) * 1000)
     final = training_schedule(int(kw['total_kimg'] * 1000), rl, 1, **sched)
-    before_last_phase = training_schedule(int((kw['total_kimg'] - sched['lod_training_kimg']) * 1000), rl, 1, **sched)
-    assert final.lod == 0 and before_last_phase.lod == 0 and final.resolution == res
+    assert final.lod == 0 and training_schedule(last_phase_start, rl, 1, **sched).lod == 0
+    assert final.resolution == res
     if res > start:
-        assert training_schedule(int((kw['total_kimg'] - sched['lod_training_kimg']) * 1000) - 1, rl, 1,
-                                 **sched).lod > 0          # the full-size phase is exactly the last one
+        assert training_schedule(last_phase_start - 1, rl, 1, **sched).lod > 0   # the full-size phase
 
 
 def test_dry_run_shows_the_dataset_resolution(datasets, tmp_path):
@@ -130,7 +131,7 @@ def test_dry_run_shows_the_dataset_resolution(datasets, tmp_path):
     assert out.returncode == 0, out.stderr
     assert f'Resolution: 32x32 (the dataset {os.path.join(datasets, "toy32")}\'s largest)' in out.stdout
     options = json.loads(out.stdout[out.stdout.index('{'):out.stdout.rindex('}') + 1])
-    assert options['dataset_args']['resolution'] == 32 and options['total_kimg'] == 13
+    assert options['dataset_args']['resolution'] == 32 and options['total_kimg'] == 17
     assert not (tmp_path / 'r').exists()
 
 

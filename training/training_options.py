@@ -37,10 +37,12 @@ GPU_PRESETS = {
 }
 OFFICIAL_LRATE_DICT = {128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003}
 
-# Small networks of the demos (2 CPU cores).
+# Small networks of the demos (2 CPU cores). At most 64 feature maps: the 4x4 and 8x8 blocks,
+# which every phase runs, cost a quarter of the 128-wide ones, and the demo's FID was the same with
+# either width (issue 20: 270 vs 272 after 18 kimg, 36 % less CPU time).
 DEMO_NETWORK = dict(latent_size=128, dlatent_size=128, mapping_layers=4, mapping_fmaps=128,
-                    fmap_base=512, fmap_max=128)
-SG2_DEMO_NETWORK = dict(DEMO_NETWORK, fmap_max=64)
+                    fmap_base=512, fmap_max=64)
+SG2_DEMO_NETWORK = DEMO_NETWORK
 
 # Official StyleGAN (v1) train.py (spec 6.1): progressive growing from 8x8, per-resolution
 # learning rates, the GPU count's minibatch preset, non-saturating G loss and R1 (simplegp) on D.
@@ -62,13 +64,16 @@ _STYLEGAN2 = dict(
                tick_kimg_dict={8: 28, 16: 24, 32: 20, 64: 16, 128: 12, 256: 8, 512: 6, 1024: 4}),
     gpu_minibatch=False, grid='8k', image_snapshot_ticks=10,
     desc='stylegan2-{dataset}{res}-{gpus}gpu-{suffix}')
-# The demo (v1): 64x64 Twemoji faces on 2 CPU cores. One minibatch size for every resolution, so
-# the D step is traced once; growing starts at 8x8 (or the dataset's resolution if smaller).
+# The demo (v1): 64x64 Twemoji faces on 2 CPU cores. One minibatch size for every resolution;
+# growing starts at 8x8 (or the dataset's resolution if smaller); the last, full-size phase is the
+# longest (`final_phase_kimg`, see demo_kimg: 4 more kimg at 64x64 took the FID from 270 to 214).
+# Learning rate 0.008: FID after 18 kimg 270 at 0.005, 218 at 0.008, 231 at 0.012, where 0.003
+# gave rings without features (issue 20's recipe runs, docs/performance.md "Demo recipes").
 _DEMO = dict(
     _STYLEGAN, network=DEMO_NETWORK, dataset='demo', mirror_augment=True, any_gpus=True,
-    gpu_minibatch=False, kimg='growing',
+    gpu_minibatch=False, kimg='growing', final_phase_kimg=7,
     sched=dict(lod_initial_resolution=8, lod_training_kimg=3, lod_transition_kimg=2,
-               minibatch_base=8, minibatch_dict={}, G_lrate_base=0.003, D_lrate_base=0.003,
+               minibatch_base=8, minibatch_dict={}, G_lrate_base=0.008, D_lrate_base=0.008,
                tick_kimg_base=1, tick_kimg_dict={}),
     grid='8x4', G_smoothing_kimg=1.0, snapshot_ticks=6, mixing_figure=True)
 
@@ -115,15 +120,16 @@ PER_CONFIG_FLAGS = dict(dataset='dataset', kimg='kimg', mirror_augment='mirror_a
 
 
 def demo_kimg(resolution: Optional[int], config: str = 'demo') -> float:
-    """A growing preset's default length at a resolution: the growing schedule up to it plus one
-    stable phase there (the demo: 3 kimg at 8x8, then 2 kimg fade-in + 3 kimg stable per
-    doubling: 13 at 32x32, 18 at 64x64, 23 at 128x128), so the last phase trains the full resolution."""
+    """A growing preset's default length at a resolution: the growing schedule up to it, then a
+    stable phase of `final_phase_kimg` there (the demo: 3 kimg at 8x8, then 2 kimg fade-in + 3 kimg
+    stable per doubling, and 7 kimg at full size: 17 at 32x32, 22 at 64x64, 27 at 128x128), so the
+    last phase trains the full resolution, longest, as the sharp detail needs."""
     preset = PRESETS[config]
     sched = preset['sched']
     resolution = resolution or DEMO_BUILDS[preset['dataset']]
     start = min(sched['lod_initial_resolution'], resolution)
     doublings = int(math.log2(resolution // start))
-    return float(sched['lod_training_kimg'] + doublings * (sched['lod_training_kimg'] + sched['lod_transition_kimg']))
+    return float(doublings * (sched['lod_training_kimg'] + sched['lod_transition_kimg']) + preset['final_phase_kimg'])
 
 
 def _preset_value(config: str, key: str, resolution: Optional[int] = None) -> Any:
@@ -154,7 +160,7 @@ def preset_help(flag: str) -> str:
             continue
         text = 'required' if value is None else _describe(value)
         if key == 'kimg' and PRESETS[config]['kimg'] == 'growing':
-            text += f' at {DEMO_BUILDS[PRESETS[config]["dataset"]]}x{DEMO_BUILDS[PRESETS[config]["dataset"]]} (growing schedule + 1 stable phase)'
+            text += f' at {DEMO_BUILDS[PRESETS[config]["dataset"]]}x{DEMO_BUILDS[PRESETS[config]["dataset"]]} (growing schedule + {PRESETS[config]["final_phase_kimg"]:g} kimg at full size)'
         groups.setdefault(text, []).append(config)
     return 'default per config: ' + '; '.join(f'{", ".join(cs)}: {text}' for text, cs in groups.items())
 
