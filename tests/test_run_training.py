@@ -285,7 +285,7 @@ def test_cli_run_writes_the_run_directory(tmp_path):
     options = json.load(open(os.path.join(run_dir, 'training_options.json')))
     assert options['launch_args']['kimg'] == 0.1 and options['training_loop_kwargs']['total_kimg'] == 0.1
     G, D, Gs = legacy_pickle.load(os.path.join(run_dir, 'network-final.pkl'))
-    assert Gs.static_kwargs['resolution'] == 8 and Gs.static_kwargs['fmap_max'] == 128
+    assert Gs.static_kwargs['resolution'] == 8 and Gs.static_kwargs['fmap_max'] == to.DEMO_NETWORK['fmap_max']
 
 
 @pytest.mark.slow
