@@ -22,21 +22,11 @@ import argparse
 import functools
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-
-def _timed(fn, steps: int, repeats: int) -> float:
-    fn()                                   # trace, build, warm up
-    best = float('inf')
-    for _ in range(repeats):               # best of: the machine is shared
-        start = time.perf_counter()
-        for _ in range(steps):
-            fn()
-        best = min(best, (time.perf_counter() - start) / steps)
-    return best
+from timing import best_seconds      # noqa: E402  (bench/timing.py: warm-up, then best of --repeats)
 
 
 def main(argv=None) -> None:
@@ -123,10 +113,10 @@ def main(argv=None) -> None:
 
     print(f'{res}x{res}, fmap_base {args.fmap_base}, minibatch {mb} in {shards} rounds of {mbg}; '
           f'best of {args.repeats} x {args.steps} steps')
-    results = [('sequential rounds (no strategy)', _timed(sequential_step, args.steps, args.repeats))]
+    results = [('sequential rounds (no strategy)', best_seconds(sequential_step, args.repeats, calls=args.steps))]
     for replicas in (1, 2):
         results.append((f'{replicas} replica{"s" if replicas > 1 else ""} (MirroredStrategy)',
-                        _timed(sharded_step_fn(replicas), args.steps, args.repeats)))
+                        best_seconds(sharded_step_fn(replicas), args.repeats, calls=args.steps)))
     base = results[0][1]
     for name, sec in results:
         print(f'{name:<34s} {sec / mb * 1000:9.1f} sec/kimg   ratio {sec / base:5.2f}')

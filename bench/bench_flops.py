@@ -63,8 +63,10 @@ import time
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(BENCH))
-sys.path.insert(0, BENCH)          # bench_generate, profile_training_step
+sys.path.insert(0, BENCH)          # bench_generate, profile_training_step, timing
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from timing import best_seconds     # noqa: E402
 
 # Issue 20's table; NVIDIA's code is not here: the official StyleGAN (TF 1) Gs.run, v1 at 256 px,
 # batch 8, measured on this machine class. The target is 1.3x that.
@@ -73,18 +75,7 @@ TARGET_FACTOR = 1.3
 
 
 # ---------------------------------------------------------------------------------------------
-# Timing.
-
-def best_time(fn, reps: int) -> float:
-    """Best wall seconds of `reps` calls of `fn` (which synchronises), after one warm-up call."""
-    fn()
-    best = float('inf')
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
+# The peak arithmetic rate of this CPU.
 
 def peak_gflops(n: int, reps: int) -> dict:
     """GFLOP/s of an n^3 matmul and of a representative NHWC conv2d (see module docstring)."""
@@ -95,7 +86,7 @@ def peak_gflops(n: int, reps: int) -> dict:
     x = tf.random.normal([8, 64, 64, 128])
     w = tf.random.normal([3, 3, 128, 128])
     conv = tf.function(lambda x, w: tf.nn.conv2d(x, w, 1, 'SAME', data_format='NHWC'), autograph=False)
-    t_conv = best_time(lambda: conv(x, w).numpy(), reps)
+    t_conv = best_seconds(lambda: conv(x, w).numpy(), reps)
     return dict(matmul=matmul_gflops(n, reps),
                 conv2d=2.0 * 8 * 64 * 64 * 128 * 128 * 9 / t_conv / 1e9)
 
@@ -251,7 +242,7 @@ def bench_generation(args, peak: float, conv_peak: float) -> None:
     t = time.perf_counter()
     Gs.run(z, None, **kwargs)                    # trace + first call, untimed
     first = time.perf_counter() - t
-    sec = best_time(lambda: Gs.run(z, None, **kwargs), args.gen_reps)
+    sec = best_seconds(lambda: Gs.run(z, None, **kwargs), args.gen_reps)
     ips = args.batch / sec
     rate = ips * flops / 1e9
 

@@ -27,6 +27,7 @@ import tensorflow as tf       # noqa: E402
 
 from tf2 import networks_stylegan as nets   # noqa: E402
 from tf2.network import Network             # noqa: E402
+from timing import best_seconds             # noqa: E402  (bench/timing.py)
 
 
 def matmul_gflops(n: int = 2048, reps: int = 10) -> float:
@@ -34,13 +35,7 @@ def matmul_gflops(n: int = 2048, reps: int = 10) -> float:
     a = tf.random.normal([n, n])
     b = tf.random.normal([n, n])
     f = tf.function(lambda x, y: tf.matmul(x, y))
-    f(a, b).numpy()
-    best = float('inf')
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        f(a, b).numpy()
-        best = min(best, time.perf_counter() - t0)
-    return 2.0 * n ** 3 / best / 1e9
+    return 2.0 * n ** 3 / best_seconds(lambda: f(a, b).numpy(), reps) / 1e9
 
 
 def generator_flops(G) -> float:

@@ -16,7 +16,6 @@ Example:
 import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -28,17 +27,7 @@ from editing import projector as P            # noqa: E402
 from metrics import vgg16                       # noqa: E402
 from tf2 import networks_stylegan2 as nets2     # noqa: E402
 from tf2.network import Network                 # noqa: E402
-
-
-def best_of(fn, reps: int) -> float:
-    """Best wall time of ``reps`` calls (after one warm-up call that traces)."""
-    fn()
-    best = float('inf')
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+from timing import best_seconds                 # noqa: E402  (bench/timing.py)
 
 
 def baseline_seconds(Gs: Network, reps: int) -> float:
@@ -54,7 +43,7 @@ def baseline_seconds(Gs: Network, reps: int) -> float:
             loss = tf.reduce_sum(tf.square(images))
         return tape.gradient(loss, dl)
 
-    return best_of(lambda: fwd_bwd().numpy(), reps)
+    return best_seconds(lambda: fwd_bwd().numpy(), reps)
 
 
 def step_seconds(Gs: Network, loss: str, reps: int) -> float:
@@ -63,7 +52,7 @@ def step_seconds(Gs: Network, loss: str, reps: int) -> float:
     proj = P.Projector(Gs, 'w', loss, lpips, seed=0, num_steps=1000, dlatent_avg_samples=1000)
     res = Gs.output_shape[2]
     proj.start(np.random.RandomState(1).randint(0, 256, [3, res, res]).astype(np.uint8))
-    return best_of(proj.step, reps)
+    return best_seconds(proj.step, reps)
 
 
 def main(argv=None):
