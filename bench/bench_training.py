@@ -19,21 +19,14 @@ Example:
 import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+from timing import best_seconds      # noqa: E402  (bench/timing.py)
+
 OFFICIAL_1GPU_MINIBATCH = {4: 128, 8: 128, 16: 128, 32: 64, 64: 32, 128: 16, 256: 8, 512: 4, 1024: 4}
 DEFAULT_MINIBATCH_GPU = {256: 2, 512: 1, 1024: 1}     # what fits in 24 GB of RAM; else the minibatch
-
-
-def _timed(fn, steps: int) -> float:
-    fn()                                   # trace, build, warm up
-    start = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    return (time.perf_counter() - start) / steps
 
 
 def _peak_rss_gb() -> float:
@@ -90,8 +83,9 @@ def bench_resolution(resolution: int, steps: int, minibatch: int, minibatch_gpu:
         grads = mean_grads(lambda: d_forward_backward(reals))
         float(tf.reduce_sum(grads[0]))
 
-    train = _timed(train_step, steps)
-    base = _timed(baseline_step, steps)
+    # One timed run of `steps` steps each, after a warm-up step that traces (bench/timing.py).
+    train = best_seconds(train_step, 1, calls=steps)
+    base = best_seconds(baseline_step, 1, calls=steps)
     return dict(resolution=resolution, minibatch=minibatch, train_sec=train, base_sec=base,
                 peak_gb=_peak_rss_gb())
 

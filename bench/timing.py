@@ -9,10 +9,11 @@ the work is done (call `.numpy()` on a tensor result, or return NumPy values).
 import time
 
 
-def best_seconds(fn, reps: int, calls: int = 1) -> float:
+def best_seconds(fn, reps: int, calls: int = 1, warmup: bool = True) -> float:
     """Best wall seconds per call of `fn` over `reps` timed runs of `calls` calls each, after
-    one untimed warm-up call."""
-    fn()
+    one untimed warm-up call (warmup=False: the caller has already made, and timed, the first)."""
+    if warmup:
+        fn()
     best = float('inf')
     for _ in range(reps):
         t0 = time.perf_counter()
