@@ -12,7 +12,11 @@ unless --data is given) and the same flags. From each child's output it records:
 * start to first tick: wall seconds from launching the process to its first ``tick`` line (import,
   dataset, networks, initial image grid, tracing and first calls, the rest of the first tick);
 * sec/kimg per lod: the ``sec/kimg`` field of every tick line, grouped by its ``lod`` field,
-  without the first tick of each run (it includes the start-up).
+  without the first tick of each run (it includes the start-up);
+* sec/kimg of the stable phases per resolution: the ticks at an integer lod whose previous tick was
+  at the same lod, so that none includes the start-up, a fade-in or the trace of a new lod phase
+  (this tree traces each phase on its first tick; see ``stable_ticks``);
+* the whole run: wall seconds from launching the process to its exit.
 
 Printed: the median over the repeats of each tree and the ratio earlier/this (> 1: faster now).
 The demo's tick is 1 kimg. The baseline's demo trains at lod 3 (8x8) for its first 3 kimg, this
@@ -25,6 +29,8 @@ Example:
     python bench/bench_training_start.py                          # aac619f vs this tree, 3 kimg (~8 min)
     python bench/bench_training_start.py --kimg 6 --repeats 2 --data datasets   # an existing datasets/demo
     python bench/bench_training_start.py --kimg 17 --as-shipped    # this tree's whole demo, as a user runs it
+    python bench/bench_training_start.py --kimg 4 --as-shipped --extra="--resolution 8"   # 8x8 stable
+                                        # ticks (the 64x64 demo's 8x8 phase is too short for one)
 """
 
 import argparse
@@ -64,7 +70,7 @@ def run_training(tree: str, data_dir: str, kimg: float, extra: list, as_shipped:
            '--kimg', str(kimg)] + QUIET + extra
     env = child_env(tree, as_shipped)
     last = collections.deque(maxlen=20)              # the output's tail, for the error message
-    ticks, first_tick = [], None
+    ticks, first_tick, whole = [], None, None
     with tempfile.TemporaryDirectory(prefix='bench-results-') as result_dir:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd + ['--result-dir', result_dir], cwd=tree, env=env, text=True,
@@ -78,6 +84,7 @@ def run_training(tree: str, data_dir: str, kimg: float, extra: list, as_shipped:
                         first_tick = time.perf_counter() - start
                     ticks.append((int(m.group(1)), float(m.group(2)), float(m.group(3))))
             rc = proc.wait()
+            whole = time.perf_counter() - start
         finally:
             if proc.poll() is None:                  # interrupted: do not leave the child training
                 proc.kill()
@@ -86,7 +93,19 @@ def run_training(tree: str, data_dir: str, kimg: float, extra: list, as_shipped:
         tail = '\n'.join(last)
         raise RuntimeError(f'{" ".join(cmd)} in {tree} exited with {rc}'
                            f'{"" if first_tick else " without a tick line"}; last lines:\n{tail}')
-    return dict(first_tick=first_tick, ticks=ticks)
+    return dict(first_tick=first_tick, ticks=ticks, whole=whole)
+
+
+def stable_ticks(ticks: list) -> dict:
+    """resolution -> sec/kimg of the ticks spent wholly in a stable phase: an integer lod, and the
+    previous tick at the same lod (the first tick of a phase includes the end of the fade-in before
+    it and, in this tree, the phase's trace). `ticks`: (tick, lod, sec/kimg) of one run; the
+    resolution is relative to the run's own (lod 0 -> 'full', lod 1 -> 'full/2', ...)."""
+    out = collections.defaultdict(list)
+    for (_, prev_lod, _), (_, lod, spk) in zip(ticks, ticks[1:]):
+        if lod == prev_lod and lod == int(lod):
+            out[int(lod)].append(spk)
+    return out
 
 
 def fmt(x) -> str:
@@ -167,6 +186,12 @@ def main() -> int:
             for tick, lod, spk in r['ticks']:
                 if tick > 1:
                     per_lod[n][lod].append(spk)
+    stable = {n: collections.defaultdict(list) for n in results}
+    for n, rs in results.items():
+        for r in rs:
+            for lod, spks in stable_ticks(r['ticks']).items():
+                stable[n][lod].extend(spks)
+    whole = {n: median([r['whole'] for r in rs]) for n, rs in results.items()}
     print()
     print(f'{"measure":<26s} {"baseline":>9s} {"this":>9s} {"baseline/this":>14s} {"ticks":>7s}')
     print(f'{"start to first tick, s":<26s} {fmt(first["baseline"]):>9s} {fmt(first["this"]):>9s} '
@@ -177,6 +202,13 @@ def main() -> int:
         print(f'{f"sec/kimg at lod {lod:.2f}":<26s} {fmt(b):>9s} {fmt(t):>9s} {ratio(b, t):>14s} {counts:>7s}')
     if not any(per_lod[n] for n in per_lod):
         print('(no tick after the first: use a larger --kimg for sec/kimg)')
+    for lod in sorted(set(stable['baseline']) | set(stable['this']), reverse=True):
+        b, t = median(stable['baseline'][lod]), median(stable['this'][lod])
+        counts = f'{len(stable["baseline"][lod])}/{len(stable["this"][lod])}'
+        label = f'stable, lod {lod} (full/{2 ** lod})' if lod else 'stable, lod 0 (full size)'
+        print(f'{label:<26s} {fmt(b):>9s} {fmt(t):>9s} {ratio(b, t):>14s} {counts:>7s}')
+    print(f'{"whole run, s":<26s} {fmt(whole["baseline"]):>9s} {fmt(whole["this"]):>9s} '
+          f'{ratio(whole["baseline"], whole["this"]):>14s} {"":>7s}')
     return 0
 
 
