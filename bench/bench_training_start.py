@@ -97,10 +97,10 @@ def run_training(tree: str, data_dir: str, kimg: float, extra: list, as_shipped:
 
 
 def stable_ticks(ticks: list) -> dict:
-    """resolution -> sec/kimg of the ticks spent wholly in a stable phase: an integer lod, and the
-    previous tick at the same lod (the first tick of a phase includes the end of the fade-in before
-    it and, in this tree, the phase's trace). `ticks`: (tick, lod, sec/kimg) of one run; the
-    resolution is relative to the run's own (lod 0 -> 'full', lod 1 -> 'full/2', ...)."""
+    """lod (an int) -> sec/kimg of the ticks spent wholly in that stable phase: an integer lod, and
+    the previous tick at the same lod (the first tick of a phase includes the end of the fade-in
+    before it and, in this tree, the phase's trace). `ticks`: (tick, lod, sec/kimg) of one run;
+    lod 0 is the run's full resolution, lod 1 half of it, and so on."""
     out = collections.defaultdict(list)
     for (_, prev_lod, _), (_, lod, spk) in zip(ticks, ticks[1:]):
         if lod == prev_lod and lod == int(lod):
