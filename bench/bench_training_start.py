@@ -31,6 +31,12 @@ Example:
     python bench/bench_training_start.py --kimg 17 --as-shipped    # this tree's whole demo, as a user runs it
     python bench/bench_training_start.py --kimg 4 --as-shipped --extra="--resolution 8"   # 8x8 stable
                                         # ticks (the 64x64 demo's 8x8 phase is too short for one)
+    python bench/bench_training_start.py --fixed-cost --as-shipped --data datasets        # ~10 min
+
+With --fixed-cost each tree runs the demo networks built at 8x8 (``--resolution 8``) twice, at
+``--batch`` 2 and 8 (FIXED_COST_MINIBATCHES), and the line through their stable ms per step
+(sec/kimg x minibatch) gives the fixed cost of a step (its intercept: what every step pays whatever
+its size: dispatch, optimizer applies, the Gs average) and the cost per image (its slope).
 """
 
 import argparse
@@ -50,6 +56,7 @@ TICK = re.compile(r'^tick\s+(\d+)\s.*?\blod\s+(\S+)\s.*?\bsec/kimg\s+(\S+)')
 # Same for both trees: no image grids or network snapshots beyond the ones every run writes (the
 # first tick and the end), no style-mixing figure at the end; none of it counts in sec/kimg.
 QUIET = ['--snapshot-ticks', '1000', '--image-snapshot-ticks', '1000', '--mixing-figure', 'false']
+FIXED_COST_MINIBATCHES = (2, 8)
 
 
 def child_env(tree: str, as_shipped: bool) -> dict:
@@ -108,6 +115,26 @@ def stable_ticks(ticks: list) -> dict:
     return out
 
 
+def step_cost_line(ms_per_step: dict) -> tuple:
+    """{minibatch: ms per step} at two minibatches -> (fixed ms per step, ms per image): the
+    intercept and slope of the line through them."""
+    (n1, t1), (n2, t2) = sorted(ms_per_step.items())
+    per_image = (t2 - t1) / (n2 - n1)
+    return t1 - n1 * per_image, per_image
+
+
+def fixed_cost_rows(runs: dict) -> list:
+    """runs: minibatch -> one tree's run results at it -> (label, value) rows; None where a run
+    had no stable tick (use a larger --kimg)."""
+    ms = {}
+    for minibatch, rs in runs.items():
+        spk = median([s for r in rs for s in stable_ticks(r['ticks']).get(0, [])])
+        ms[minibatch] = None if spk is None else spk * minibatch
+    rows = [(f'ms/step at minibatch {n}', ms[n]) for n in sorted(ms)]
+    fixed, per_image = (None, None) if None in ms.values() else step_cost_line(ms)
+    return rows + [('fixed ms per step', fixed), ('ms per image', per_image)]
+
+
 def fmt(x) -> str:
     return '-' if x is None else f'{x:.2f}'
 
@@ -134,6 +161,10 @@ def main() -> int:
     p.add_argument('--as-shipped', action='store_true',
                    help='each tree with its own oneDNN default (this tree: on; the baseline: '
                         'TensorFlow\'s, off without AVX-512) instead of both off')
+    p.add_argument('--fixed-cost', action='store_true',
+                   help='instead of the demo: the fixed cost of a step and the cost per image, from the demo '
+                        f'networks at 8x8 at --batch {" and ".join(map(str, FIXED_COST_MINIBATCHES))} '
+                        '(each tree runs twice; --kimg at least 3 for two stable ticks)')
     args = p.parse_args()
     extra = shlex.split(args.extra)
     base_commit = subprocess.run(['git', '-C', REPO, 'rev-parse', '--short', args.baseline],
@@ -165,18 +196,35 @@ def main() -> int:
               + ('oneDNN as each tree ships it' if args.as_shipped else
                  f'TF_ENABLE_ONEDNN_OPTS={os.environ.get("TF_ENABLE_ONEDNN_OPTS", "0")}'))
         print(f'command (in each tree): {shown} --result-dir <temp>', flush=True)
+        # The runs: the demo as given, or with --fixed-cost the 8x8 networks at each minibatch.
+        variants = {None: extra}
+        if args.fixed_cost:
+            variants = {n: extra + ['--resolution', '8', '--batch', str(n)] for n in FIXED_COST_MINIBATCHES}
         results = {'baseline': [], 'this': []}
+        by_variant = {name: {v: [] for v in variants} for name in results}
         for rep in range(args.repeats):
-            for name, tree in (('baseline', base_tree), ('this', REPO)):
-                r = run_training(tree, data_dir, args.kimg, extra, args.as_shipped)
-                results[name].append(r)
-                print(f'  run {rep + 1} {name:<8s}: first tick after {r["first_tick"]:.1f} s; ticks (lod, sec/kimg): '
-                      + ', '.join(f'{lod:.2f} {spk:.2f}' for _, lod, spk in r['ticks']), flush=True)
+            for variant, variant_extra in variants.items():
+                for name, tree in (('baseline', base_tree), ('this', REPO)):
+                    r = run_training(tree, data_dir, args.kimg, variant_extra, args.as_shipped)
+                    results[name].append(r)
+                    by_variant[name][variant].append(r)
+                    shown_variant = '' if variant is None else f' --resolution 8 --batch {variant}'
+                    print(f'  run {rep + 1} {name:<8s}{shown_variant}: first tick after {r["first_tick"]:.1f} s; '
+                          'ticks (lod, sec/kimg): '
+                          + ', '.join(f'{lod:.2f} {spk:.2f}' for _, lod, spk in r['ticks']), flush=True)
     except (subprocess.CalledProcessError, RuntimeError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
     finally:
         shutil.rmtree(temp, ignore_errors=True)
+
+    if args.fixed_cost:
+        rows = {name: fixed_cost_rows(by_variant[name]) for name in by_variant}
+        print()
+        print(f'{"measure (8x8 networks)":<26s} {"baseline":>9s} {"this":>9s} {"baseline/this":>14s}')
+        for (label, b), (_, t) in zip(rows['baseline'], rows['this']):
+            print(f'{label:<26s} {fmt(b):>9s} {fmt(t):>9s} {ratio(b, t):>14s}')
+        return 0
 
     # Start-up: median over the repeats. Steps: median of all ticks at a lod, first ticks left out.
     first = {n: median([r['first_tick'] for r in rs]) for n, rs in results.items()}
