@@ -200,15 +200,13 @@ def main() -> int:
         variants = {None: extra}
         if args.fixed_cost:
             variants = {n: extra + ['--resolution', '8', '--batch', str(n)] for n in FIXED_COST_MINIBATCHES}
-        results = {'baseline': [], 'this': []}
-        by_variant = {name: {v: [] for v in variants} for name in results}
+        by_variant = {name: {v: [] for v in variants} for name in ('baseline', 'this')}
         for rep in range(args.repeats):
             for variant, variant_extra in variants.items():
                 for name, tree in (('baseline', base_tree), ('this', REPO)):
                     r = run_training(tree, data_dir, args.kimg, variant_extra, args.as_shipped)
-                    results[name].append(r)
                     by_variant[name][variant].append(r)
-                    shown_variant = '' if variant is None else f' --resolution 8 --batch {variant}'
+                    shown_variant = ''.join(f' {a}' for a in variant_extra[len(extra):])
                     print(f'  run {rep + 1} {name:<8s}{shown_variant}: first tick after {r["first_tick"]:.1f} s; '
                           'ticks (lod, sec/kimg): '
                           + ', '.join(f'{lod:.2f} {spk:.2f}' for _, lod, spk in r['ticks']), flush=True)
@@ -226,6 +224,7 @@ def main() -> int:
             print(f'{label:<26s} {fmt(b):>9s} {fmt(t):>9s} {ratio(b, t):>14s}')
         return 0
 
+    results = {name: runs[None] for name, runs in by_variant.items()}
     # Start-up: median over the repeats. Steps: median of all ticks at a lod, first ticks left out.
     first = {n: median([r['first_tick'] for r in rs]) for n, rs in results.items()}
     per_lod = {n: collections.defaultdict(list) for n in results}
