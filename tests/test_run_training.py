@@ -80,7 +80,8 @@ def test_demo_defaults(tmp_path):
     assert notes == ['Resolution: 64x64 (the demo dataset is built at 64x64 on first use)']
     assert kw['mixing_figure'] is True and kw['G_args']['func_name'] == 'G_style'
     assert kw['G_args']['fmap_max'] < 512 and kw['G_args']['latent_size'] < 512
-    assert kw['total_kimg'] == 17 and kw['sched_args']['lod_initial_resolution'] == 8
+    assert kw['total_kimg'] == 15 and kw['sched_args']['lod_initial_resolution'] == 8
+    assert kw['sched_args']['minibatch_base'] == 4 and kw['sched_args']['minibatch_dict'] == {}
     _, kw = to.resolve_options(dict(config='stylegan2-demo', data_dir=str(tmp_path)))
     assert kw['dataset_args'] == {'tfrecord_dir': str(tmp_path / 'demo32'), 'resolution': 32}
 
@@ -108,9 +109,9 @@ def test_resolution_follows_the_dataset_for_every_config(datasets, config, res):
     assert kw['dataset_args']['resolution'] == 16                           # --resolution wins
 
 
-@pytest.mark.parametrize('res,kimg,start', [(4, 5, 4), (32, 13, 8), (64, 17, 8), (128, 21, 8)])
+@pytest.mark.parametrize('res,kimg,start', [(4, 3, 4), (32, 11, 8), (64, 15, 8), (128, 19, 8)])
 def test_demo_schedule_fits_the_dataset(datasets, res, kimg, start):
-    """Grown from 8x8 (or the dataset's size below that), ending with a 5-kimg stable phase at
+    """Grown from 8x8 (or the dataset's size below that), ending with a 3-kimg stable phase at
     full size."""
     from training.schedule import training_schedule
     _, kw = to.resolve_options(dict(data_dir=datasets, dataset=f'toy{res}'))
@@ -131,7 +132,7 @@ def test_dry_run_shows_the_dataset_resolution(datasets, tmp_path):
     assert out.returncode == 0, out.stderr
     assert f'Resolution: 32x32 (the dataset {os.path.join(datasets, "toy32")}\'s largest)' in out.stdout
     options = json.loads(out.stdout[out.stdout.index('{'):out.stdout.rindex('}') + 1])
-    assert options['dataset_args']['resolution'] == 32 and options['total_kimg'] == 13
+    assert options['dataset_args']['resolution'] == 32 and options['total_kimg'] == 11
     assert not (tmp_path / 'r').exists()
 
 

@@ -66,15 +66,17 @@ _STYLEGAN2 = dict(
     desc='stylegan2-{dataset}{res}-{gpus}gpu-{suffix}')
 # The demo (v1): 64x64 Twemoji faces on 2 CPU cores. One minibatch size for every resolution;
 # growing starts at 8x8 (or the dataset's resolution if smaller); 2-kimg phases, then the longest
-# at full size (`final_phase_kimg`, see demo_kimg: 4 more kimg at 64x64 took the FID from 270 to
-# 214), which is where the 10 minutes on 2 cores go (40 s per kimg at 64x64, 8 at 8x8).
-# Learning rate 0.008: FID after 18 kimg 270 at 0.005, 218 at 0.008, 231 at 0.012, where 0.003
-# gave rings without features (issue 20's recipe runs, docs/performance.md "Demo recipes").
+# at full size (`final_phase_kimg`, see demo_kimg), which is where the 10 minutes on 2 cores go
+# (about 47 s per kimg at 64x64, 8 at 8x8). Learning rate 0.008: FID after 18 kimg 270 at 0.005,
+# 218 at 0.008, 231 at 0.012, where 0.003 gave rings without features. 4 images per step (twice
+# the optimiser steps of 8) with 3 kimg at 64x64 (15 kimg): FID 194.7 and 208.9 with two seeds,
+# against 202.1 and 222.1 for 8 per step with 5 kimg at 64x64, in less time (issue 20's recipe
+# runs, docs/performance.md "Demo recipes").
 _DEMO = dict(
     _STYLEGAN, network=DEMO_NETWORK, dataset='demo', mirror_augment=True, any_gpus=True,
-    gpu_minibatch=False, kimg='growing', final_phase_kimg=5,
+    gpu_minibatch=False, kimg='growing', final_phase_kimg=3,
     sched=dict(lod_initial_resolution=8, lod_training_kimg=2, lod_transition_kimg=2,
-               minibatch_base=8, minibatch_dict={}, G_lrate_base=0.008, D_lrate_base=0.008,
+               minibatch_base=4, minibatch_dict={}, G_lrate_base=0.008, D_lrate_base=0.008,
                tick_kimg_base=1, tick_kimg_dict={}),
     grid='8x4', G_smoothing_kimg=1.0, snapshot_ticks=6, mixing_figure=True)
 
@@ -123,7 +125,7 @@ PER_CONFIG_FLAGS = dict(dataset='dataset', kimg='kimg', mirror_augment='mirror_a
 def demo_kimg(resolution: Optional[int], config: str = 'demo') -> float:
     """A growing preset's default length at a resolution: the growing schedule up to it, then a
     stable phase of `final_phase_kimg` there (the demo: 2 kimg at 8x8, then 2 kimg fade-in + 2 kimg
-    stable per doubling, and 5 kimg at full size: 13 at 32x32, 17 at 64x64, 21 at 128x128), so the
+    stable per doubling, and 3 kimg at full size: 11 at 32x32, 15 at 64x64, 19 at 128x128), so the
     last phase trains the full resolution, longest, as the sharp detail needs."""
     preset = PRESETS[config]
     sched = preset['sched']
