@@ -67,6 +67,9 @@ sys.path.insert(0, BENCH)          # bench_generate, profile_training_step, timi
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from timing import best_seconds     # noqa: E402
+from training.training_options import PRESETS     # noqa: E402
+
+DEMO_MINIBATCH = PRESETS['demo']['sched']['minibatch_base']
 
 # Issue 20's table; NVIDIA's code is not here: the official StyleGAN (TF 1) Gs.run, v1 at 256 px,
 # batch 8, measured on this machine class. The target is 1.3x that.
@@ -344,7 +347,7 @@ def main(argv=None) -> int:
     p.add_argument('--batch', type=int, default=8, help='Gs.run batch (default: 8)')
     p.add_argument('--gen-reps', type=int, default=3, help='timed Gs.run calls (default: 3)')
     p.add_argument('--resolutions', default='8,64', help='training stable phases in px (default: 8,64)')
-    p.add_argument('--minibatch', type=int, default=8, help='training minibatch (default: 8, the demo\'s)')
+    p.add_argument('--minibatch', type=int, default=DEMO_MINIBATCH, help=f'training minibatch (default: {DEMO_MINIBATCH}, the demo\'s)')
     p.add_argument('--train-reps', type=int, default=5, help='timed training repetitions (default: 5)')
     p.add_argument('--data', default=None, help='demo dataset folder (default: built into a temporary one)')
     p.add_argument('--skip-gen', action='store_true', help='skip (a), Gs.run')

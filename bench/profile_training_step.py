@@ -46,6 +46,10 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 T_START = time.perf_counter()
 
+from training.training_options import PRESETS   # noqa: E402  (no TensorFlow import)
+
+DEMO_MINIBATCH = PRESETS['demo']['sched']['minibatch_base']
+
 
 def _sync(x):
     """Waits for a step function's result (a tensor, or a structure holding tensors)."""
@@ -209,7 +213,7 @@ def main(argv=None) -> int:
     parser.add_argument('--data', default=None,
                         help='demo dataset folder (default: built from the embedded art into a temporary folder)')
     parser.add_argument('--resolutions', default='8,16,32,64', help='stable phases to time (default: 8,16,32,64)')
-    parser.add_argument('--minibatch', type=int, default=8, help='images per step (default: 8, the demo\'s)')
+    parser.add_argument('--minibatch', type=int, default=DEMO_MINIBATCH, help=f'images per step (default: {DEMO_MINIBATCH}, the demo\'s)')
     parser.add_argument('--steps', type=int, default=10, help='timed repetitions per resolution (default: 10)')
     parser.add_argument('--profile', action='store_true', help='tf.profiler op-type breakdown at every resolution')
     parser.add_argument('--tf-cond', action='store_true',

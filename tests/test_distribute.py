@@ -321,7 +321,7 @@ def test_mixed_precision_dtype_follows_the_hardware(tmp_path):
 def test_cli_too_many_gpus_writes_nothing(tmp_path):
     from conftest import run_script
     have = len(tf.config.list_physical_devices('GPU'))
-    out = run_script('run_training.py', '--gpus', str(have + 1) if have + 1 in (2, 4, 8) else '8',
+    out = run_script('run_training.py', '--gpus', str(have + 1) if have + 1 in (2, 4, 8) else '8', '--batch', '8',
                      '--result-dir', str(tmp_path / 'r'), '--data-dir', str(tmp_path / 'data'),
                      env={'CUDA_VISIBLE_DEVICES': os.environ.get('CUDA_VISIBLE_DEVICES', '')})
     assert out.returncode == 2, out.stderr[-2000:]

@@ -142,6 +142,7 @@ def test_dry_run_shows_the_dataset_resolution(datasets, tmp_path):
     (['--resolution', '48'], '--resolution 48'),
     (['--minibatch-gpu', 'x'], '--minibatch-gpu'),
     (['--minibatch-gpu', '3', '--config', 'ffhq'], 'minibatch_gpu must divide'),
+    (['--cpu-devices', '8'], '--batch / --minibatch-gpu / --gpus: schedule at 8x8: a minibatch of 4 images is fewer than the 8 devices'),
     (['--snapshot-ticks', '0'], '--snapshot-ticks 0'),
     (['--resume-pkl', '/nonexistent.pkl'], '--resume-pkl /nonexistent.pkl'),
     (['--resume', '/nonexistent-run'], '--resume /nonexistent-run'),

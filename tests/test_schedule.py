@@ -107,6 +107,9 @@ def test_gradient_accumulation_rounds():
     assert (s.minibatch_gpu, s.rounds) == (4, 1)
     with pytest.raises(ValueError, match='minibatch_gpu must divide 32'):
         training_schedule(0, 6, 1, lod_initial_resolution=64, minibatch_base=32, minibatch_gpu_base=3)
+    # Fewer images than devices: named as such, not as a minibatch rounded down to 0.
+    with pytest.raises(ValueError, match='a minibatch of 4 images is fewer than the 8 devices'):
+        training_schedule(0, 6, 8, lod_initial_resolution=64, minibatch_base=4)
 
 
 def test_json_keys_become_ints():

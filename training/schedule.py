@@ -74,8 +74,11 @@ def training_schedule(
     s.resolution = 2 ** (resolution_log2 - int(math.floor(s.lod)))
 
     # Minibatch: a multiple of the device count, optionally capped per device.
-    s.minibatch = minibatch_dict.get(s.resolution, minibatch_base)
-    s.minibatch -= s.minibatch % num_gpus
+    wanted = minibatch_dict.get(s.resolution, minibatch_base)
+    if wanted < num_gpus:
+        raise ValueError(f'schedule at {s.resolution}x{s.resolution}: a minibatch of {wanted} images '
+                         f'is fewer than the {num_gpus} devices (each needs at least one image)')
+    s.minibatch = wanted - wanted % num_gpus
     if s.resolution in max_minibatch_per_gpu:
         s.minibatch = min(s.minibatch, max_minibatch_per_gpu[s.resolution] * num_gpus)
     per_gpu = s.minibatch // num_gpus

@@ -574,7 +574,7 @@ def _check_schedule(kwargs: Dict[str, Any], resolution: Optional[int]) -> None:
         for i in range(rl + 1):
             training_schedule(int(i * phase * 1000), rl, kwargs['num_gpus'], **sched)
     except ValueError as e:
-        raise OptionsError(f'--minibatch-gpu / --gpus: {e}') from None
+        raise OptionsError(f'--batch / --minibatch-gpu / --gpus: {e}') from None
 
 
 def load_launch_args(run_dir: str) -> Dict[str, Any]:
