@@ -830,15 +830,22 @@ def _make_optimizer(opt_args: dict, variables: list, name: str):
 
 
 def disable_fragile_graph_rewrite() -> None:
-    """Turns off Grappler's dependency optimizer for this process.
+    """Turns off Grappler's dependency optimizer and remapper for this process.
 
-    With it, the second-order gradient of the R1 penalty through the networks' nested `tf.cond`
-    (progressive growing) fails at run time from 8x8 on with "AlreadyExistsError: Resource
-    __per_step_0/.../AddN_*/tmp_var" on TensorFlow 2.21 (CPU): an accumulator inside a branch
-    function that runs twice per step gets the same per-step name twice. Without this one pass
-    the graphs run, and no slower.
+    With the dependency optimizer, the second-order gradient of the R1 penalty through the
+    networks' nested `tf.cond` (progressive growing) fails at run time from 8x8 on with
+    "AlreadyExistsError: Resource __per_step_0/.../AddN_*/tmp_var" on TensorFlow 2.21 (CPU): an
+    accumulator inside a branch function that runs twice per step gets the same per-step name
+    twice. Without this one pass the graphs run, and no slower.
+
+    The remapper (with oneDNN on) fails on every D and G gradient graph ("remapper failed:
+    INVALID_ARGUMENT: Mutation::Apply error: fanout '.../LeakyReluGrad' exist for missing node
+    '.../add'": it fuses a bias add into an activation whose gradient still reads it) and then
+    leaves the graph as it was, after spending a second or more per lod phase and printing an
+    error line a user takes for a failure. Off, those graphs are the same and the log is clean
+    (docs/performance.md "The remapper").
     """
-    tf.config.optimizer.set_experimental_options({'dependency_optimization': False})
+    tf.config.optimizer.set_experimental_options({'dependency_optimization': False, 'remapping': False})
 
 
 MIXED_PRECISION = ('bfloat16', 'float16')
