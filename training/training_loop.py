@@ -841,7 +841,7 @@ def disable_fragile_graph_rewrite() -> None:
     The remapper (with oneDNN on) fails on every D and G gradient graph ("remapper failed:
     INVALID_ARGUMENT: Mutation::Apply error: fanout '.../LeakyReluGrad' exist for missing node
     '.../add'": it fuses a bias add into an activation whose gradient still reads it) and then
-    leaves the graph as it was, after spending a second or more per lod phase and printing an
+    leaves the graph as it was, after spending up to 2 s per lod phase and printing an
     error line a user takes for a failure. Off, those graphs are the same and the log is clean
     (docs/performance.md "The remapper").
     """
