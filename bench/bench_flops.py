@@ -66,10 +66,8 @@ sys.path.insert(0, os.path.dirname(BENCH))
 sys.path.insert(0, BENCH)          # bench_generate, profile_training_step, timing
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+from profile_training_step import DEMO_MINIBATCH   # noqa: E402  (no TensorFlow import)
 from timing import best_seconds     # noqa: E402
-from training.training_options import PRESETS     # noqa: E402
-
-DEMO_MINIBATCH = PRESETS['demo']['sched']['minibatch_base']
 
 # Issue 20's table; NVIDIA's code is not here: the official StyleGAN (TF 1) Gs.run, v1 at 256 px,
 # batch 8, measured on this machine class. The target is 1.3x that.
