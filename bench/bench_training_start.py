@@ -203,10 +203,10 @@ def main() -> int:
         by_variant = {name: {v: [] for v in variants} for name in ('baseline', 'this')}
         for rep in range(args.repeats):
             for variant, variant_extra in variants.items():
+                shown_variant = ''.join(f' {a}' for a in variant_extra[len(extra):])
                 for name, tree in (('baseline', base_tree), ('this', REPO)):
                     r = run_training(tree, data_dir, args.kimg, variant_extra, args.as_shipped)
                     by_variant[name][variant].append(r)
-                    shown_variant = ''.join(f' {a}' for a in variant_extra[len(extra):])
                     print(f'  run {rep + 1} {name:<8s}{shown_variant}: first tick after {r["first_tick"]:.1f} s; '
                           'ticks (lod, sec/kimg): '
                           + ', '.join(f'{lod:.2f} {spk:.2f}' for _, lod, spk in r['ticks']), flush=True)
