@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import REPO_DIR
+from conftest import REPO_DIR, make_dataset, run_script
 
 GROUPS = {
     'ops': ['tests/test_ops_fused_bias_act.py', 'tests/test_ops_upfirdn2d.py',
@@ -44,7 +44,6 @@ def test_training_log_has_no_grappler_errors_with_onednn_on(tmp_path):
     'E0000 ... remapper failed' line per lod phase into the user's training log (it then keeps the
     graph as it was). Training turns the remapper off (training_loop.disable_fragile_graph_rewrite):
     a short demo run must print no such line."""
-    from conftest import make_dataset, run_script
     make_dataset(str(tmp_path / 'data' / 'toy8'), resolution=8, num_images=8)
     out = run_script('run_training.py', '--data-dir', str(tmp_path / 'data'), '--dataset', 'toy8',
                      '--kimg', '0.02', '--result-dir', str(tmp_path / 'r'), '--mixing-figure', 'false',
