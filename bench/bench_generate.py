@@ -6,9 +6,10 @@ path: tf.function-compiled, NHWC inside, NCHW numpy out), the generator's arithm
 GFLOP/s and the fraction of this machine's float32 matmul GFLOP/s measured in the same run.
 
 FLOPs counted (per image, 2 per multiply-add): every convolution as executed (the fused
-upscale is a 4x4 stride-2 transposed conv: 16 taps per input pixel), the blur (9 taps), the
-mapping and StyleMod dense layers and ToRGB. Elementwise work (bias, noise, activation,
-normalisation) is not counted, so the fraction is slightly conservative.
+upscale, and the non-fused one from 32 px on, is a 4x4 stride-2 transposed conv: 16 taps per
+input pixel), the blur (9 taps), the mapping and StyleMod dense layers and ToRGB. Elementwise
+work (bias, noise, activation, normalisation) is not counted, so the fraction is slightly
+conservative.
 
 Example:
     python bench/bench_generate.py --resolutions 256 1024 --batches 1 8
@@ -25,6 +26,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import numpy as np            # noqa: E402
 import tensorflow as tf       # noqa: E402
 
+from tf2 import layers as tf2_layers         # noqa: E402
 from tf2 import networks_stylegan as nets   # noqa: E402
 from tf2.network import Network             # noqa: E402
 from timing import best_seconds             # noqa: E402  (bench/timing.py)
@@ -47,7 +49,9 @@ def generator_flops(G) -> float:
 
     def conv(layer, out_hw):
         k, _, cin, cout = layer.weight.shape
-        if layer.resample == 'up' and layer.fused:
+        strided = layer.resample == 'up' and (
+            layer.fused or out_hw >= tf2_layers.STRIDED_RESAMPLE_MIN_SIZE)
+        if strided:   # a transposed conv, fused or not (tf2.layers.upscale2d_conv2d)
             return 2.0 * 16 * cin * cout * (out_hw // 2) ** 2
         return 2.0 * k * k * cin * cout * out_hw ** 2
 

@@ -101,6 +101,27 @@ def test_fused_upscale_equals_nearest_then_conv():
     np.testing.assert_allclose(np.transpose(fused.numpy(), [0, 3, 1, 2]), ref, atol=1e-5)
 
 
+@pytest.mark.parametrize('resample,size', [('up', 8), ('up', 16), ('up', 32),
+                                           ('down', 16), ('down', 32), ('down', 64)])
+def test_non_fused_resampling_runs_strided_from_32px_with_the_same_values(resample, size):
+    """A non-fused Conv0_up / Conv1_down is nearest x2 + conv / conv + 2x2 average at every size;
+    from 32 px on (the up-conv's output, the down-conv's input) it runs as one stride-2 conv."""
+    rng = np.random.RandomState(7)
+    x = tf.constant(rng.randn(2, size, size, 3), tf.float32)
+    layer = L.Conv2d('Conv', 3, 3, 4, resample=resample)
+    layer.weight.assign(rng.randn(3, 3, 3, 4))
+    w = layer.runtime_weight()
+    if resample == 'up':
+        plain = L.conv2d(L.upscale2d(x, 'NHWC'), w, 'NHWC')
+    else:
+        plain = L.downscale2d(L.conv2d(x, w, 'NHWC'), 'NHWC')
+    np.testing.assert_allclose(layer(x).numpy(), plain.numpy(), atol=1e-5)
+    graph = tf.function(layer).get_concrete_function(x).graph
+    op_types = {op.type for op in graph.get_operations()}
+    strided = ('Conv2DBackpropInput' in op_types if resample == 'up' else 'AvgPool' not in op_types)
+    assert strided == ((size * 2 if resample == 'up' else size) >= 32), op_types
+
+
 def test_minibatch_stddev_groups_are_strided():
     rng = np.random.RandomState(3)
     x = rng.randn(8, 4, 2, 2).astype(np.float32)           # NCHW, N=8, group 4 -> M=2

@@ -234,6 +234,46 @@ def fused_conv2d_downscale2d(x: tf.Tensor, w: tf.Tensor, data_format: str) -> tf
     return conv2d(x, w, data_format, strides=2, padding='SAME')
 
 
+# A non-fused resampling conv (nearest x2 then 3x3 conv, or 3x3 conv then 2x2 average) is the
+# same linear map as one stride-2 convolution with a 4x4 summed kernel: the fused ops' arithmetic
+# (on the spatially flipped kernel for 'up', which the official fused op does not flip). That
+# does 16 multiply-adds per input pixel where the plain pair does 36 (up) or 9 per pixel at
+# full size (down). Which of the two runs is a speed choice only; measured on a 2-core CPU
+# (`python bench/bench_resample.py`), the strided form is 1.3-2x faster from 32 px on (the
+# up-conv's output, the down-conv's input) and slower below, where the plain pair stays.
+STRIDED_RESAMPLE_MIN_SIZE = 32
+
+
+def strided_resample_pays(x: tf.Tensor, resample: str, data_format: str) -> bool:
+    """Whether a non-fused ``resample`` conv on ``x`` runs as the strided conv (see above)."""
+    size = x.shape[spatial_axes(data_format)[0]]
+    if size is None:
+        return False
+    return (size * 2 if resample == 'up' else size) >= STRIDED_RESAMPLE_MIN_SIZE
+
+
+def upscale2d_conv2d(x: tf.Tensor, w: tf.Tensor, data_format: str) -> tf.Tensor:
+    """Nearest x2 upscale then 3x3 'SAME' conv, computed as the faster of its two forms.
+
+    The readable form is ``conv2d(upscale2d(x), w)``; the strided one is the official fused
+    transposed conv on ``w`` flipped in H and W (``test_fused_upscale_equals_nearest_then_conv``).
+    """
+    if strided_resample_pays(x, 'up', data_format):
+        return fused_upscale2d_conv2d(x, w[::-1, ::-1], data_format)
+    return conv2d(upscale2d(x, data_format), w, data_format)
+
+
+def conv2d_downscale2d(x: tf.Tensor, w: tf.Tensor, data_format: str) -> tf.Tensor:
+    """3x3 'SAME' conv then 2x2 average, computed as the faster of its two forms.
+
+    The readable form is ``downscale2d(conv2d(x, w))``; the strided one is the official fused
+    stride-2 conv, which computes exactly this (spec 3.4).
+    """
+    if strided_resample_pays(x, 'down', data_format):
+        return fused_conv2d_downscale2d(x, w, data_format)
+    return downscale2d(conv2d(x, w, data_format), data_format)
+
+
 def minibatch_stddev(x: tf.Tensor, group_size: int, num_new_features: int,
                      data_format: str) -> tf.Tensor:
     """Official minibatch standard deviation layer (spec 2.6), appended as the last channel(s).
@@ -327,7 +367,8 @@ class Conv2d(OfficialLayer):
 
     ``resample`` chooses the official v1 variants: ``None`` ('SAME' conv), ``'up'`` (nearest ×2
     then conv, or the fused transposed conv when ``fused``), ``'down'`` (conv then 2x2 average,
-    or the fused stride-2 conv when ``fused``).
+    or the fused stride-2 conv when ``fused``). The non-fused variants run strided from 32 px on
+    (``STRIDED_RESAMPLE_MIN_SIZE``): the same function, fewer multiply-adds.
     """
 
     def __init__(self, scope: str, kernel: int, in_channels: int, fmaps: int,
@@ -352,11 +393,11 @@ class Conv2d(OfficialLayer):
         if self.resample == 'up':
             if self.fused:
                 return fused_upscale2d_conv2d(x, w, df)
-            return conv2d(upscale2d(x, df), w, df)
+            return upscale2d_conv2d(x, w, df)
         if self.resample == 'down':
             if self.fused:
                 return fused_conv2d_downscale2d(x, w, df)
-            return downscale2d(conv2d(x, w, df), df)
+            return conv2d_downscale2d(x, w, df)
         return conv2d(x, w, df)
 
 
