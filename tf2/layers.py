@@ -235,12 +235,13 @@ def fused_conv2d_downscale2d(x: tf.Tensor, w: tf.Tensor, data_format: str) -> tf
 
 
 # A non-fused resampling conv (nearest x2 then 3x3 conv, or 3x3 conv then 2x2 average) is the
-# same linear map as one stride-2 convolution with a 4x4 summed kernel: the fused ops' arithmetic
-# (on the spatially flipped kernel for 'up', which the official fused op does not flip). That
-# does 16 multiply-adds per input pixel where the plain pair does 36 (up) or 9 per pixel at
-# full size (down). Which of the two runs is a speed choice only; measured on a 2-core CPU
-# (`python bench/bench_resample.py`), the strided form is 1.3-2x faster from 32 px on (the
-# up-conv's output, the down-conv's input) and slower below, where the plain pair stays.
+# same linear map as one stride-2 convolution with a 4x4 summed kernel, the official fused ops'
+# arithmetic: for 'down' exactly theirs; for 'up' their transposed conv on the kernel flipped in H
+# and W (the official fused up-conv, being a transposed conv, computes the flipped function).
+# Per pixel of the lower resolution it does 16 multiply-adds where the plain pair does 36. Which
+# form runs is a speed choice only: measured on a 2-core CPU (`python bench/bench_resample.py`,
+# docs/performance.md) the strided form is up to 2.4x faster from 32 px on (the up-conv's output,
+# the down-conv's input) and slower below, where the plain pair stays.
 STRIDED_RESAMPLE_MIN_SIZE = 32
 
 

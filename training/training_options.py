@@ -67,11 +67,12 @@ _STYLEGAN2 = dict(
 # The demo (v1): 64x64 Twemoji faces on 2 CPU cores. One minibatch size for every resolution;
 # growing starts at 8x8 (or the dataset's resolution if smaller); 2-kimg phases, then the longest
 # at full size (`final_phase_kimg`, see demo_kimg), which is where the 10 minutes on 2 cores go
-# (45-52 s per kimg at 64x64, about 12 at 8x8). Learning rate 0.008: FID after 18 kimg 270 at 0.005,
+# (38-46 s per kimg at 64x64, about 11 at 8x8). Learning rate 0.008: FID after 18 kimg 270 at 0.005,
 # 218 at 0.008, 231 at 0.012, where 0.003 gave rings without features. 4 images per step (twice
 # the optimiser steps of 8) with 3 kimg at 64x64 (15 kimg): FID 194.7 and 208.9 with two seeds,
 # against 202.1 and 222.1 for 8 per step with 5 kimg at 64x64, in less time (issue 20's recipe
-# runs, docs/performance.md "Demo recipes").
+# runs, docs/performance.md "Demo recipes"; measured before the strided resampling convs, whose
+# other float rounding makes another run of the same recipe: 221.2 since).
 _DEMO = dict(
     _STYLEGAN, network=DEMO_NETWORK, dataset='demo', mirror_augment=True, any_gpus=True,
     gpu_minibatch=False, kimg='growing', final_phase_kimg=3,
