@@ -50,7 +50,7 @@ def generator_flops(G) -> float:
     def conv(layer, out_hw):
         k, _, cin, cout = layer.weight.shape
         strided = layer.resample == 'up' and (
-            layer.fused or out_hw >= tf2_layers.STRIDED_RESAMPLE_MIN_SIZE)
+            layer.fused or tf2_layers.strided_resample_pays(out_hw // 2, 'up'))
         if strided:   # a transposed conv, fused or not (tf2.layers.upscale2d_conv2d)
             return 2.0 * 16 * cin * cout * (out_hw // 2) ** 2
         return 2.0 * k * k * cin * cout * out_hw ** 2

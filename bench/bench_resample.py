@@ -29,26 +29,23 @@ import tensorflow as tf       # noqa: E402
 
 from tf2 import layers as L                                 # noqa: E402
 from tf2.networks_stylegan import _nf_v1                    # noqa: E402
-from training.training_options import DEMO_NETWORK, PRESETS  # noqa: E402
+from training.training_options import DEMO_NETWORK         # noqa: E402
+from profile_training_step import DEMO_MINIBATCH            # noqa: E402  (bench/)
 from timing import best_seconds                             # noqa: E402  (bench/timing.py)
 
 DF = 'NHWC'
-PLAIN = {'up': lambda x, w: L.conv2d(L.upscale2d(x, DF), w, DF),
-         'down': lambda x, w: L.downscale2d(L.conv2d(x, w, DF), DF)}
-STRIDED = {'up': lambda x, w: L.fused_upscale2d_conv2d(x, w[::-1, ::-1], DF),
-           'down': lambda x, w: L.fused_conv2d_downscale2d(x, w, DF)}
+RESAMPLE_CONV = {'up': L.upscale2d_conv2d, 'down': L.conv2d_downscale2d}   # the layers' own forms
 
 
 def layer_cases(nets):
     """(label, resample, batch, input size, in channels, out channels) of the networks' layers."""
     demo_nf = _nf_v1(DEMO_NETWORK['fmap_base'], 1.0, DEMO_NETWORK['fmap_max'])
     official_nf = _nf_v1(8192, 1.0, 512)
-    demo_batch = PRESETS['demo']['sched']['minibatch_base']
     cases = []
     for r in (4, 5, 6) if 'demo' in nets else ():     # demo G Conv0_up: 8 -> 16, 16 -> 32, 32 -> 64
-        cases.append((f'demo G up to {2 ** r}', 'up', demo_batch, 2 ** (r - 1), demo_nf(r - 2), demo_nf(r - 1)))
+        cases.append((f'demo G up to {2 ** r}', 'up', DEMO_MINIBATCH, 2 ** (r - 1), demo_nf(r - 2), demo_nf(r - 1)))
     for r in (6, 5, 4) if 'demo' in nets else ():     # demo D Conv1_down: 64 -> 32, 32 -> 16, 16 -> 8
-        cases.append((f'demo D down from {2 ** r}', 'down', demo_batch, 2 ** r, demo_nf(r - 1), demo_nf(r - 2)))
+        cases.append((f'demo D down from {2 ** r}', 'down', DEMO_MINIBATCH, 2 ** r, demo_nf(r - 1), demo_nf(r - 2)))
     for r in (4, 5, 6) if 'official' in nets else ():  # official default G (Gs.run, batch 8), non-fused below 128
         cases.append((f'official G up to {2 ** r}', 'up', 8, 2 ** (r - 1), official_nf(r - 2), official_nf(r - 1)))
     return cases
@@ -69,7 +66,13 @@ def measure(resample, n, size, cin, cout, reps):
     rng = np.random.RandomState(0)
     x = tf.constant(rng.randn(n, size, size, cin).astype(np.float32))
     w = tf.constant((rng.randn(3, 3, cin, cout) / np.sqrt(9 * cin)).astype(np.float32))
-    plain, strided = PLAIN[resample], STRIDED[resample]
+    conv = RESAMPLE_CONV[resample]
+
+    def plain(x, w):
+        return conv(x, w, DF, strided=False)
+
+    def strided(x, w):
+        return conv(x, w, DF, strided=True)
     a, b = plain(x, w).numpy(), strided(x, w).numpy()
     rel = float(np.abs(a - b).max() / np.abs(a).max())
     times = []
@@ -90,8 +93,7 @@ def main() -> int:
           f'{"+grad plain":>11s} {"strided":>8s} {"ratio":>6s} {"rel diff":>8s}  picked')
     for label, resample, n, size, cin, cout in layer_cases(args.nets):
         rel, t = measure(resample, n, size, cin, cout, args.reps)
-        x = tf.zeros([1, size, size, 1])
-        picked = 'strided' if L.strided_resample_pays(x, resample, DF) else 'plain'
+        picked = 'strided' if L.strided_resample_pays(size, resample) else 'plain'
         print(f'{label:<24s} {f"{n},{size},{cin}->{cout}":<20s} {t[0] * 1e3:9.2f} {t[1] * 1e3:8.2f} '
               f'{t[0] / t[1]:6.2f} {t[2] * 1e3:11.2f} {t[3] * 1e3:8.2f} {t[2] / t[3]:6.2f} {rel:8.1e}  {picked}',
               flush=True)

@@ -245,32 +245,41 @@ def fused_conv2d_downscale2d(x: tf.Tensor, w: tf.Tensor, data_format: str) -> tf
 STRIDED_RESAMPLE_MIN_SIZE = 32
 
 
-def strided_resample_pays(x: tf.Tensor, resample: str, data_format: str) -> bool:
-    """Whether a non-fused ``resample`` conv on ``x`` runs as the strided conv (see above)."""
-    size = x.shape[spatial_axes(data_format)[0]]
+def strided_resample_pays(size: Optional[int], resample: str) -> bool:
+    """Whether a non-fused ``resample`` conv on an input of ``size`` x ``size`` pixels runs as the
+    strided conv (see above); an unknown (dynamic) size keeps the plain pair."""
     if size is None:
         return False
     return (size * 2 if resample == 'up' else size) >= STRIDED_RESAMPLE_MIN_SIZE
 
 
-def upscale2d_conv2d(x: tf.Tensor, w: tf.Tensor, data_format: str) -> tf.Tensor:
+def _strided_by_size(x: tf.Tensor, resample: str, data_format: str, strided: Optional[bool]) -> bool:
+    if strided is None:
+        return strided_resample_pays(x.shape[spatial_axes(data_format)[0]], resample)
+    return strided
+
+
+def upscale2d_conv2d(x: tf.Tensor, w: tf.Tensor, data_format: str,
+                     strided: Optional[bool] = None) -> tf.Tensor:
     """Nearest x2 upscale then 3x3 'SAME' conv, computed as the faster of its two forms.
 
     The readable form is ``conv2d(upscale2d(x), w)``; the strided one is the official fused
     transposed conv on ``w`` flipped in H and W (``test_fused_upscale_equals_nearest_then_conv``).
+    ``strided`` None picks by size (``strided_resample_pays``); True / False force a form.
     """
-    if strided_resample_pays(x, 'up', data_format):
+    if _strided_by_size(x, 'up', data_format, strided):
         return fused_upscale2d_conv2d(x, w[::-1, ::-1], data_format)
     return conv2d(upscale2d(x, data_format), w, data_format)
 
 
-def conv2d_downscale2d(x: tf.Tensor, w: tf.Tensor, data_format: str) -> tf.Tensor:
+def conv2d_downscale2d(x: tf.Tensor, w: tf.Tensor, data_format: str,
+                       strided: Optional[bool] = None) -> tf.Tensor:
     """3x3 'SAME' conv then 2x2 average, computed as the faster of its two forms.
 
     The readable form is ``downscale2d(conv2d(x, w))``; the strided one is the official fused
-    stride-2 conv, which computes exactly this (spec 3.4).
+    stride-2 conv, which computes exactly this (spec 3.4). ``strided`` as in ``upscale2d_conv2d``.
     """
-    if strided_resample_pays(x, 'down', data_format):
+    if _strided_by_size(x, 'down', data_format, strided):
         return fused_conv2d_downscale2d(x, w, data_format)
     return downscale2d(conv2d(x, w, data_format), data_format)
 
