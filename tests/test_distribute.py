@@ -153,6 +153,26 @@ def test_cpu_split_after_tensorflow_started_is_refused():
         distribute.split_cpu(3)
 
 
+def test_intra_op_threads_follow_the_preset_the_environment_and_the_cores():
+    """One thread per op only where a preset asks for it, TF_NUM_INTRAOP_THREADS is unset and the
+    machine has at most ONE_THREAD_PER_OP_MAX_CORES cores (where it was measured)."""
+    few = distribute.ONE_THREAD_PER_OP_MAX_CORES
+    assert distribute.choose_intra_op_threads(1, environ={}, cores=few) == 1
+    assert distribute.choose_intra_op_threads(1, environ={}, cores=1) == 1
+    assert distribute.choose_intra_op_threads(None, environ={}, cores=few) is None
+    assert distribute.choose_intra_op_threads(1, environ={'TF_NUM_INTRAOP_THREADS': '2'}, cores=few) is None
+    assert distribute.choose_intra_op_threads(1, environ={}, cores=few + 1) is None
+    assert distribute.set_intra_op_threads(None) == ''
+
+
+def test_intra_op_threads_after_tensorflow_started_are_reported_not_changed():
+    tf.constant(1.0) + 1.0                        # the runtime of this process is running
+    before = tf.config.threading.get_intra_op_parallelism_threads()
+    line = distribute.set_intra_op_threads(before + 1)
+    assert line.startswith('TensorFlow was already started in this process: intra-op threads stay')
+    assert tf.config.threading.get_intra_op_parallelism_threads() == before
+
+
 def test_shard_random_depends_on_seed_shard_and_draw_order_only():
     seed = tf.constant([5, 6], tf.int64)
     a, b = tl.ShardRandom(seed, 3), tl.ShardRandom(seed, 3)

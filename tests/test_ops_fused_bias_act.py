@@ -158,3 +158,14 @@ def test_failed_build_warns_and_falls_back(monkeypatch, tmp_path):
     with pytest.raises(_build.OpBuildError, match='error'):
         _build.resolve_impl('broken_test_op', 'cpp', loader, tf.float32)
     assert not list((tmp_path / 'cache').glob('*.tmp'))  # the temporary file was removed
+
+
+@pytest.mark.parametrize('fp16', [True, False])
+def test_cpp_command_leaves_avx512_fp16_off_where_the_cpu_has_it(monkeypatch, fp16):
+    """GCC 12 cannot compile TensorFlow's Eigen FP16 packet header under -march=native on a CPU
+    with AVX512-FP16; the command turns that instruction set off there, and only there."""
+    flags = 'flags\t: fpu sse avx2 avx512f' + (' avx512_fp16' if fp16 else '') + '\n'
+    monkeypatch.setattr(_build, '_cpu_signature', lambda: flags)
+    command = _build._cpp_command(['a.cc'], 'a.so')
+    assert ('-mno-avx512fp16' in command) == fp16
+    assert command.index('-march=native') < len(command) and command[0] == 'g++'

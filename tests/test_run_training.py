@@ -11,7 +11,7 @@ import pytest
 
 from conftest import REPO_DIR, assert_user_error, bad_pickle_errors, fixture_path, make_dataset
 from dnnlib import legacy_pickle, submission
-from training import training_options as to
+from training import distribute, training_options as to
 
 SCRIPT = os.path.join(REPO_DIR, 'run_training.py')
 
@@ -80,7 +80,7 @@ def test_demo_defaults(tmp_path):
     assert notes == ['Resolution: 64x64 (the demo dataset is built at 64x64 on first use)']
     assert kw['mixing_figure'] is True and kw['G_args']['func_name'] == 'G_style'
     assert kw['G_args']['fmap_max'] < 512 and kw['G_args']['latent_size'] < 512
-    assert kw['total_kimg'] == 15 and kw['sched_args']['lod_initial_resolution'] == 8
+    assert kw['total_kimg'] == 36 and kw['sched_args']['lod_initial_resolution'] == 8
     assert kw['sched_args']['minibatch_base'] == 4 and kw['sched_args']['minibatch_dict'] == {}
     _, kw = to.resolve_options(dict(config='stylegan2-demo', data_dir=str(tmp_path)))
     assert kw['dataset_args'] == {'tfrecord_dir': str(tmp_path / 'demo32'), 'resolution': 32}
@@ -109,9 +109,9 @@ def test_resolution_follows_the_dataset_for_every_config(datasets, config, res):
     assert kw['dataset_args']['resolution'] == 16                           # --resolution wins
 
 
-@pytest.mark.parametrize('res,kimg,start', [(4, 3, 4), (32, 11, 8), (64, 15, 8), (128, 19, 8)])
+@pytest.mark.parametrize('res,kimg,start', [(4, 24, 4), (32, 32, 8), (64, 36, 8), (128, 40, 8)])
 def test_demo_schedule_fits_the_dataset(datasets, res, kimg, start):
-    """Grown from 8x8 (or the dataset's size below that), ending with a 3-kimg stable phase at
+    """Grown from 8x8 (or the dataset's size below that), ending with a 24-kimg stable phase at
     full size."""
     from training.schedule import training_schedule
     _, kw = to.resolve_options(dict(data_dir=datasets, dataset=f'toy{res}'))
@@ -132,7 +132,7 @@ def test_dry_run_shows_the_dataset_resolution(datasets, tmp_path):
     assert out.returncode == 0, out.stderr
     assert f'Resolution: 32x32 (the dataset {os.path.join(datasets, "toy32")}\'s largest)' in out.stdout
     options = json.loads(out.stdout[out.stdout.index('{'):out.stdout.rindex('}') + 1])
-    assert options['dataset_args']['resolution'] == 32 and options['total_kimg'] == 11
+    assert options['dataset_args']['resolution'] == 32 and options['total_kimg'] == 32
     assert not (tmp_path / 'r').exists()
 
 
@@ -275,6 +275,10 @@ def test_cli_run_writes_the_run_directory(tmp_path):
                   '--kimg', '0.1', '--result-dir', str(tmp_path / 'results'), '--mixing-figure', '0')
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     assert f"Resolution: 8x8 (the dataset {data}'s largest)" in out.stdout
+    # The demo preset's one thread per op is set before TensorFlow starts (else the line says so).
+    threads = distribute.choose_intra_op_threads(to.PRESETS['demo']['intra_op_threads'])
+    assert ('TensorFlow intra-op threads: 1 (small ops' in out.stdout) == (threads == 1), out.stdout[:3000]
+    assert 'TensorFlow was already started' not in out.stdout
     runs = submission.list_run_dirs(str(tmp_path / 'results'))
     assert len(runs) == 1 and runs[0].endswith('00000-sgan-tiny-1gpu')
     run_dir = runs[0]

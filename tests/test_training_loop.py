@@ -178,6 +178,39 @@ def test_compiled_rounds_equal_the_per_round_pieces(lod):
     np.testing.assert_array_equal(fast.rng.state.numpy(), ref.rng.state.numpy())
 
 
+@pytest.mark.parametrize('lod', [0.0, 0.5])
+def test_one_call_minibatch_equals_the_three_calls(lod):
+    """minibatch_v1 (the loop's one compiled call per v1 minibatch) is D_step, update_Gs and
+    G_step in that order: the same losses, the same G, D and Gs weights and the same training
+    stream state after two minibatches (with Adam, the demo's optimizer: atol 1e-5 is far below
+    its +-lr first step, so an update missing, doubled or out of order fails)."""
+    from tf2 import layers as L
+    fused, ref = _tiny_steps(), _tiny_steps()
+    _copy_state(fused, ref)
+    for a, b in zip(fused.Gs.variables, ref.Gs.variables):
+        b.assign(a)
+    rounds, n, phase = 2, 2, L.lod_phase_key(lod)
+    rng = np.random.RandomState(1)
+    h = 8 // 2 ** int(np.floor(lod))
+    lod_t, D_lr, G_lr, beta = (tf.constant(x, tf.float32) for x in (lod, 0.01, 0.02, 0.9))
+    labels = tf.zeros([rounds, n, 0])
+    for _minibatch in range(2):
+        reals = tf.constant(rng.randint(0, 256, [rounds, n, 3, h, h]), tf.uint8)
+        D_ok, D_out, G_ok, G_out = fused.minibatch_v1(reals, labels, lod_t, D_lr, G_lr, beta, labels,
+                                                      phase=phase)
+        ok, out = ref.D_step(reals, labels, lod_t, D_lr, phase=phase)
+        ref.update_Gs(beta)
+        ok2, out2 = ref.G_step(labels, lod_t, G_lr, phase=phase)
+        assert bool(D_ok) and bool(G_ok) and bool(ok) and bool(ok2) and 'reals' not in D_out
+        np.testing.assert_allclose(D_out['loss'].numpy(), out['loss'].numpy(), rtol=1e-5)
+        np.testing.assert_allclose(G_out['loss'].numpy(), out2['loss'].numpy(), rtol=1e-5)
+    np.testing.assert_array_equal(fused.rng.state.numpy(), ref.rng.state.numpy())
+    for net in ('G', 'D', 'Gs'):
+        for a, b in zip(getattr(fused, net).variables, getattr(ref, net).variables):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5, err_msg=f'{net} {a.name}')
+    assert int(fused.G_opt.iterations.numpy()) == int(ref.G_opt.iterations.numpy()) == 2
+
+
 def _assert_same_update(ok, out, round_fn, rounds, apply, lrate, fast_vars, ref_vars):
     """The reference: round_fn(r) -> (loss, grads) for each round, the float32 sum in round order,
     the mean, apply; then the compiled step's (ok, out) and weights must agree with it."""

@@ -141,6 +141,53 @@ def split_cpu(n: int) -> None:
                               '(training.distribute.get_strategy) before any other TensorFlow op') from e
 
 
+# Training whose ops are small (the demo presets' networks) runs each op on one thread and lets
+# TensorFlow's inter-op pool run independent ops side by side, on machines with at most this many
+# cores. Measured on 2 cores (issue 20, docs/performance.md "One thread per op"): a oneDNN
+# convolution of the demo at 8x8 costs about 135 us of thread hand-over whatever its size when
+# split over both cores, and the demo's step is 1.2-1.4x faster at every resolution on one thread
+# per op; convolutions of 512-channel networks are about 1.2x slower so, hence presets opt in.
+ONE_THREAD_PER_OP_MAX_CORES = 2
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:      # not Linux
+        return os.cpu_count() or 1
+
+
+def choose_intra_op_threads(preset_threads: Optional[int], environ=None,
+                            cores: Optional[int] = None) -> Optional[int]:
+    """TensorFlow's intra-op thread count for a training run, or None for TensorFlow's default.
+
+    preset_threads: the config's `intra_op_threads` (None: the default). TF_NUM_INTRAOP_THREADS in
+    the environment wins (TensorFlow reads it itself); more than ONE_THREAD_PER_OP_MAX_CORES cores
+    keep the default (not measured there).
+    """
+    environ = os.environ if environ is None else environ
+    cores = cpu_cores() if cores is None else cores
+    if preset_threads is None or 'TF_NUM_INTRAOP_THREADS' in environ or cores > ONE_THREAD_PER_OP_MAX_CORES:
+        return None
+    return int(preset_threads)
+
+
+def set_intra_op_threads(threads: Optional[int]) -> str:
+    """Sets TensorFlow's intra-op threads before its runtime starts; returns the line for the log."""
+    if threads is None:
+        return ''
+    import tensorflow as tf
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+    except RuntimeError:        # started already: training called from Python after other TF work
+        return (f'TensorFlow was already started in this process: intra-op threads stay '
+                f'{tf.config.threading.get_intra_op_parallelism_threads() or "default"} (the config '
+                f'asks for {threads})')
+    return (f'TensorFlow intra-op threads: {threads} (small ops on {cpu_cores()} cores; '
+            'TF_NUM_INTRAOP_THREADS overrides)')
+
+
 def _local_devices(args: dict) -> List[str]:
     import tensorflow as tf
     if 'gpus' in args:

@@ -348,6 +348,7 @@ class TrainSteps(_Steps):
         self.apply_G = tf.function(self._apply_G)
         self.D_step = tf.function(self._D_step)
         self.G_step = tf.function(self._G_step)
+        self.minibatch_v1 = tf.function(self._minibatch_v1)
 
     def _G_train(self, latents, labels, **kwargs):
         # kwargs: e.g. return_dlatents=True for StyleGAN2's path-length regulariser.
@@ -448,6 +449,22 @@ class TrainSteps(_Steps):
 
         grads, out, _ = run_rounds(body, rounds, tf.zeros([0]))
         return self._apply(self.G_opt, self.G_vars, self._mean(grads, rounds), lrate), out
+
+    def _minibatch_v1(self, reals, labels, lod, D_lrate, G_lrate, Gs_beta, G_labels,
+                      G_pl_labels=None, D_reg=None, G_reg=None, phase=None):
+        """A whole v1 minibatch in one compiled call: D step, Gs average, G step (step_phases'
+        order with D_repeats 1 and no lazy regulariser due). The same work, in the same order
+        (automatic control dependencies order the variable and random-stream accesses as
+        written), as D_step, update_Gs and G_step called one after the other; one call instead of
+        three saves their dispatch and lets the executor overlap independent parts (the Gs average
+        and G's forward pass with D's Adam apply): about 2 ms of an 8x8 demo step (issue 20).
+        Returns (D ok, D out without 'reals', G ok, G out)."""
+        D_ok, D_out = self._D_step(reals, labels, lod, D_lrate, reg=D_reg, phase=phase)
+        D_out.pop('reals')
+        self._update_Gs(Gs_beta)
+        G_ok, G_out = self._G_step(G_labels, lod, G_lrate, pl_labels=G_pl_labels, reg=G_reg,
+                                   phase=phase)
+        return D_ok, D_out, G_ok, G_out
 
 
 
@@ -1171,6 +1188,17 @@ def training_loop(
         nonlocal cur_nimg
         cur_nimg += ctx.sched.minibatch
 
+    def run_minibatch_v1():
+        """step_phases('v1', 1) without a regulariser due, as one compiled call."""
+        reals, labels = fetch_rounds()
+        G_labels = random_label_rounds()
+        D_ok, D_out, G_ok, G_out = steps.minibatch_v1(
+            reals, labels, ctx.lod_t, ctx.D_lrate, ctx.G_lrate, ctx.Gs_beta, G_labels['labels'],
+            G_labels.get('pl_labels'), D_reg=D_main_reg, G_reg=G_main_reg, phase=ctx.phase)
+        report_phase('D', D_ok, D_out)
+        count_images()
+        report_phase('G', G_ok, G_out)
+
     run_phase = {'D': run_D, 'D_reg': run_D_reg,
                  'G': lambda: run_G(G_main_reg, 1.0, 'G'),
                  'G_reg': lambda: run_G('only', float(G_reg_interval or 1), 'G_reg'),
@@ -1228,6 +1256,10 @@ def training_loop(
                          G=lambda: sharded_G(G_main_reg, 1.0, 'G'),
                          G_reg=lambda: sharded_G('only', float(G_reg_interval or 1), 'G_reg'))
     phases = step_phases(loop_order, D_repeats)
+    # v1 on one device: a minibatch with no lazy regulariser due is one compiled call, unless an
+    # adaptive augmentation must update its p between the D and the G step.
+    fuse_v1 = (strategy is None and phases == step_phases('v1', 1)
+               and not (D_augment is not None and hasattr(D_augment, 'update')))
 
     # Main loop ------------------------------------------------------------------------------
     print(f'Training for {total_kimg} kimg from kimg {cur_nimg / 1000:.3f}...')
@@ -1260,6 +1292,9 @@ def training_loop(
             due = {'G_reg': regularization_due(running_mb_counter, G_reg_interval),
                    'D_reg': regularization_due(running_mb_counter, D_reg_interval)}
             running_mb_counter += 1
+            if fuse_v1 and not any(due.values()):
+                run_minibatch_v1()
+                continue
             for phase in phases:
                 if due.get(phase, True):
                     run_phase[phase]()

@@ -53,7 +53,7 @@ _STYLEGAN = dict(
     sched=dict(lod_initial_resolution=8, G_lrate_dict=OFFICIAL_LRATE_DICT, D_lrate_dict=OFFICIAL_LRATE_DICT),
     gpu_minibatch=True, any_gpus=False, dataset=None, mirror_augment=False, kimg=25000.0, grid='4k',
     G_smoothing_kimg=10.0, image_snapshot_ticks=1, snapshot_ticks=10, mixing_figure=False,
-    desc='sgan-{dataset}{res}-{gpus}gpu')
+    intra_op_threads=None, desc='sgan-{dataset}{res}-{gpus}gpu')
 # Official StyleGAN2 run_training.py (spec 6.7): no growing, lazy R1 and path-length regularisation.
 _STYLEGAN2 = dict(
     _STYLEGAN, family='stylegan2', G='G_main', D='D_stylegan2', loop_order='v2',
@@ -66,20 +66,22 @@ _STYLEGAN2 = dict(
     desc='stylegan2-{dataset}{res}-{gpus}gpu-{suffix}')
 # The demo (v1): 64x64 Twemoji faces on 2 CPU cores. One minibatch size for every resolution;
 # growing starts at 8x8 (or the dataset's resolution if smaller); 2-kimg phases, then the longest
-# at full size (`final_phase_kimg`, see demo_kimg), which is where the 10 minutes on 2 cores go
-# (38-46 s per kimg at 64x64, about 11 at 8x8). Learning rate 0.008: FID after 18 kimg 270 at 0.005,
-# 218 at 0.008, 231 at 0.012, where 0.003 gave rings without features. 4 images per step (twice
-# the optimiser steps of 8) with 3 kimg at 64x64 (15 kimg): FID 194.7 and 208.9 with two seeds,
-# against 202.1 and 222.1 for 8 per step with 5 kimg at 64x64, in less time (issue 20's recipe
-# runs, docs/performance.md "Demo recipes"; measured before the strided resampling convs, whose
-# other float rounding makes another run of the same recipe: 221.2 since).
+# at full size (`final_phase_kimg`, see demo_kimg), which is where most of the 10 minutes on 2 cores
+# go (about 15 s per kimg at 64x64 on one thread per op, 3.6 at 8x8). Learning rate 0.008: FID after
+# 18 kimg 270 at 0.005, 218 at 0.008, 231 at 0.012, where 0.003 gave rings without features. 4
+# images per step (twice the optimiser steps of 8): better FIDs at every length tried. The FID
+# keeps falling with the kimg at 64x64 (150 -> 130 -> 119 at 18, 24, 30 kimg in one run, 170 ->
+# 152 -> 145 at 24, 30, 34 in another), so the last phase takes what the 10 minutes leave: 24 kimg
+# (36 in all, about 8.5 minutes on the 2-core AVX-512 machine of issue 20's last measurements;
+# docs/performance.md "Demo recipes").
 _DEMO = dict(
     _STYLEGAN, network=DEMO_NETWORK, dataset='demo', mirror_augment=True, any_gpus=True,
-    gpu_minibatch=False, kimg='growing', final_phase_kimg=3,
+    gpu_minibatch=False, kimg='growing', final_phase_kimg=24,
     sched=dict(lod_initial_resolution=8, lod_training_kimg=2, lod_transition_kimg=2,
                minibatch_base=4, minibatch_dict={}, G_lrate_base=0.008, D_lrate_base=0.008,
                tick_kimg_base=1, tick_kimg_dict={}),
-    grid='8x4', G_smoothing_kimg=1.0, snapshot_ticks=6, mixing_figure=True)
+    grid='8x4', G_smoothing_kimg=1.0, snapshot_ticks=6, mixing_figure=True,
+    intra_op_threads=1)     # small ops: one thread each on 2 cores (distribute.choose_intra_op_threads)
 
 PRESETS = {
     'ffhq': dict(_STYLEGAN, dataset='ffhq', mirror_augment=True),
@@ -126,7 +128,7 @@ PER_CONFIG_FLAGS = dict(dataset='dataset', kimg='kimg', mirror_augment='mirror_a
 def demo_kimg(resolution: Optional[int], config: str = 'demo') -> float:
     """A growing preset's default length at a resolution: the growing schedule up to it, then a
     stable phase of `final_phase_kimg` there (the demo: 2 kimg at 8x8, then 2 kimg fade-in + 2 kimg
-    stable per doubling, and 3 kimg at full size: 11 at 32x32, 15 at 64x64, 19 at 128x128), so the
+    stable per doubling, and 24 kimg at full size: 32 at 32x32, 36 at 64x64, 40 at 128x128), so the
     last phase trains the full resolution, longest, as the sharp detail needs."""
     preset = PRESETS[config]
     sched = preset['sched']
@@ -651,6 +653,12 @@ def run_training(launch: Dict[str, Any], resume: Optional[str] = None, dry_run: 
     desc, kwargs = resolve_options(launch, notes)
     from training import distribute
     layout = distribute.layout_of(kwargs.get('distribute_args'))
+    threads = distribute.choose_intra_op_threads(PRESETS[_merge_launch(launch)['config']]['intra_op_threads'])
+    if threads is not None and dry_run:
+        notes.append(f'TensorFlow intra-op threads: would be {threads}')
+    elif not dry_run:
+        notes.append(distribute.set_intra_op_threads(threads))   # before the strategy and the dataset check
+    notes = [n for n in notes if n]
     if kwargs.get('distribute_args') is not None and not dry_run:
         # The strategy first: the CPU split and the cluster need TensorFlow not yet started (the
         # dataset check below reads the files with it). Too many --gpus stop here.

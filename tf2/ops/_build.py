@@ -60,9 +60,16 @@ def _nvcc() -> str:
     return shutil.which('nvcc') or shutil.which(os.path.join(cuda_home, 'bin', 'nvcc')) or ''
 
 
+def _march_fixes():
+    # TensorFlow 2.21's Eigen headers (Core/arch/AVX512/PacketMathFP16.h) do not compile with
+    # GCC 12 once -march=native turns AVX512-FP16 on (Sapphire Rapids and later Xeons). The
+    # kernels are float32 and float16-by-conversion: leave that instruction set off.
+    return ['-mno-avx512fp16'] if 'avx512_fp16' in _cpu_signature() else []
+
+
 def _cpp_command(sources, out_path):
-    return (['g++', '-std=c++17', '-O3', '-march=native', '-fno-trapping-math', '-fPIC', '-shared',
-             '-Wno-deprecated-declarations']
+    return (['g++', '-std=c++17', '-O3', '-march=native'] + _march_fixes()
+            + ['-fno-trapping-math', '-fPIC', '-shared', '-Wno-deprecated-declarations']
             + [s for s in tf.sysconfig.get_compile_flags() if not s.startswith('--std=')]
             + list(sources) + ['-o', out_path] + tf.sysconfig.get_link_flags())
 
