@@ -31,6 +31,10 @@ Example:
   python bench/profile_training_step.py --resolutions 8,64 --tf-cond   # several minutes: tracing
                                                                         # the D step alone takes minutes
   python bench/profile_training_step.py --resolutions 8,16,32,64 --steps 20
+  python bench/profile_training_step.py --tf-default-threads   # ops split over the cores (before)
+
+Threads: as run_training.py runs the demo, one thread per op on a machine with at most 2 cores
+(training.distribute.choose_intra_op_threads; TF_NUM_INTRAOP_THREADS overrides).
 """
 
 import argparse
@@ -220,7 +224,15 @@ def main(argv=None) -> int:
                         help='trace the tf.cond structure (before static lod phases) instead of '
                              'one graph per lod phase as training does')
     parser.add_argument('--profile-steps', type=int, default=5)
+    parser.add_argument('--tf-default-threads', action='store_true',
+                        help="TensorFlow's default intra-op threads instead of the demo preset's "
+                             '(one thread per op on 2 cores, as run_training.py sets it)')
     args = parser.parse_args(argv)
+    from training import distribute        # no TensorFlow import
+    threads = None if args.tf_default_threads else distribute.choose_intra_op_threads(
+        PRESETS['demo']['intra_op_threads'])
+    if threads is not None:                # before TensorFlow starts, as run_training.py does
+        os.environ['TF_NUM_INTRAOP_THREADS'] = str(threads)
     resolutions = [int(r) for r in args.resolutions.split(',')]
 
     startup = []
@@ -240,7 +252,8 @@ def main(argv=None) -> int:
     tf = b.tf
     full_log2 = b.dataset.resolution_log2
     print(f'TensorFlow {tf.__version__}, {os.cpu_count()} CPU(s), oneDNN '
-          f'{os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (off without AVX-512)")}; '
+          f'{os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (off without AVX-512)")}, intra-op '
+          f'threads {os.environ.get("TF_NUM_INTRAOP_THREADS", "default")}; '
           f'demo networks G_style/D_basic at {b.dataset.resolution}x{b.dataset.resolution}, '
           f'minibatch {args.minibatch}, {args.steps} timed repetitions per resolution')
 
