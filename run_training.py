@@ -6,7 +6,7 @@ stylegan2-e): no growing, lazy R1 and path-length regularisation; --resume-pkl w
 StyleGAN2 pickle fine-tunes it (the config then follows the pickle).
 
 With no arguments it trains the small `demo` config on the embedded 64x64 demo dataset (built
-into ./datasets/demo on first use) in about 10 minutes on 2 CPU cores.
+into ./datasets/demo on first use) in about 8 minutes on 2 CPU cores (AVX-512; slower without).
 """
 
 import argparse
@@ -16,7 +16,7 @@ import sys
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')     # TensorFlow's C++ INFO lines are noise here
 
 EPILOG = """examples:
-  python run_training.py                                   # demo: 64x64 emoji faces, ~10 min on CPU
+  python run_training.py                                   # demo: 64x64 emoji faces, ~8 min on CPU
   python run_training.py --config ffhq --data-dir datasets --gpus 8
   python run_training.py --config ffhq --resolution 256 --gpus 1 --minibatch-gpu 4
   python run_training.py --resume results/00003-sgan-ffhq-8gpu --kimg 30000
