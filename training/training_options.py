@@ -72,12 +72,12 @@ DEMO_LRATE_FROM_64 = {res: 0.004 for res in (64, 128, 256, 512, 1024)}
 # at full size (`final_phase_kimg`, see demo_kimg), which is where most of the 10 minutes on 2 cores
 # go (about 13 s per kimg at 64x64 on one thread per op, 3.6 at 8x8). Learning rate 0.008 (0.004
 # from 64x64 up, above): FID after 18 kimg 270 at 0.005, 218 at 0.008, 231 at 0.012, where 0.003
-# gave rings without features. 4
-# images per step (twice the optimiser steps of 8): better FIDs at every length tried. The FID
-# keeps falling with the kimg at 64x64 (at lr 0.008: 150 -> 130 -> 119 at 18, 24, 30 kimg in one
-# run, 170 -> 152 -> 143 at 24, 30, 36 in another), so the last phase takes most of what the 10
-# minutes leave: 24 kimg (36 in all, about 7.5 minutes on the 2-core AVX-512 machine of issue
-# 20's last measurements; docs/performance.md "Demo recipes").
+# gave rings without features. 4 images per step (twice the optimiser steps of 8): better FIDs
+# at every length tried. The FID keeps falling with the kimg at 64x64 (at lr 0.008: 150 -> 130 ->
+# 119 at 18, 24, 30 kimg in one run, 170 -> 152 -> 143 at 24, 30, 36 in another), so the last
+# phase takes most of what the 10 minutes leave: 24 kimg (36 in all, about 8 minutes of training
+# on the 2-core AVX-512 machine of issue 20's last measurements; docs/performance.md "Demo
+# recipes").
 _DEMO = dict(
     _STYLEGAN, network=DEMO_NETWORK, dataset='demo', mirror_augment=True, any_gpus=True,
     gpu_minibatch=False, kimg='growing', final_phase_kimg=24,
