@@ -659,11 +659,9 @@ def run_training(launch: Dict[str, Any], resume: Optional[str] = None, dry_run: 
     from training import distribute
     layout = distribute.layout_of(kwargs.get('distribute_args'))
     threads = distribute.choose_intra_op_threads(PRESETS[_merge_launch(launch)['config']]['intra_op_threads'])
-    if threads is not None and dry_run:
-        notes.append(f'TensorFlow intra-op threads: would be {threads}')
-    elif not dry_run:
-        notes.append(distribute.set_intra_op_threads(threads))   # before the strategy and the dataset check
-    notes = [n for n in notes if n]
+    if threads is not None:     # set before the strategy and the dataset check start TensorFlow
+        notes.append(f'TensorFlow intra-op threads: would be {threads}' if dry_run
+                     else distribute.set_intra_op_threads(threads))
     if kwargs.get('distribute_args') is not None and not dry_run:
         # The strategy first: the CPU split and the cluster need TensorFlow not yet started (the
         # dataset check below reads the files with it). Too many --gpus stop here.
