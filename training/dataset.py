@@ -66,6 +66,17 @@ def _accepts_two_args(fn) -> bool:
     return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
 
 
+def _pipeline_options() -> tf.data.Options:
+    """tf.data options of the training pipelines: autotuning off. Every stage has a fixed
+    parallelism and buffer (the official sizes), so the autotuner has nothing to choose, and
+    its background thread made deleting an iterator wait for up to half a minute (the
+    re-opening at each network snapshot stalled the demo's training by 5-60 s a snapshot,
+    issue 20)."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options
+
+
 class TFRecordDataset:
     """Multi-resolution official-format dataset; see the module docstring."""
 
@@ -193,7 +204,7 @@ class TFRecordDataset:
         dset = dset.batch(minibatch_size)
         dset = dset.enumerate().map(self._augment_batch, num_parallel_calls=self.num_threads,
                                     deterministic=True)
-        return iter(dset.prefetch(2))
+        return iter(dset.prefetch(2).with_options(_pipeline_options()))
 
     def _augment_batch(self, index, batch):
         images, labels = batch
