@@ -53,6 +53,7 @@ T_START = time.perf_counter()
 from training.training_options import PRESETS   # noqa: E402  (no TensorFlow import)
 
 DEMO_MINIBATCH = PRESETS['demo']['sched']['minibatch_base']
+DEMO_MINIBATCH_DICT = PRESETS['demo']['sched']['minibatch_dict']
 
 
 def _sync(x):
@@ -217,7 +218,8 @@ def main(argv=None) -> int:
     parser.add_argument('--data', default=None,
                         help='demo dataset folder (default: built from the embedded art into a temporary folder)')
     parser.add_argument('--resolutions', default='8,16,32,64', help='stable phases to time (default: 8,16,32,64)')
-    parser.add_argument('--minibatch', type=int, default=DEMO_MINIBATCH, help=f'images per step (default: {DEMO_MINIBATCH}, the demo\'s)')
+    parser.add_argument('--minibatch', type=int, default=DEMO_MINIBATCH, help=f'images per step at every resolution (default: {DEMO_MINIBATCH}, the demo\'s '
+                             f'minibatch_base; the demo takes {DEMO_MINIBATCH_DICT or "no other"} by resolution)')
     parser.add_argument('--steps', type=int, default=10, help='timed repetitions per resolution (default: 10)')
     parser.add_argument('--profile', action='store_true', help='tf.profiler op-type breakdown at every resolution')
     parser.add_argument('--tf-cond', action='store_true',

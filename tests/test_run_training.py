@@ -81,7 +81,7 @@ def test_demo_defaults(tmp_path):
     assert kw['mixing_figure'] is True and kw['G_args']['func_name'] == 'G_style'
     assert kw['G_args']['fmap_max'] < 512 and kw['G_args']['latent_size'] < 512
     assert kw['total_kimg'] == 36 and kw['sched_args']['lod_initial_resolution'] == 8
-    assert kw['sched_args']['minibatch_base'] == 4 and kw['sched_args']['minibatch_dict'] == {}
+    assert kw['sched_args']['minibatch_base'] == 4 and kw['sched_args']['minibatch_dict'] == {32: 8}
     assert kw['sched_args']['G_lrate_dict'][64] == kw['sched_args']['D_lrate_dict'][64] < kw['sched_args']['G_lrate_base']
     _, kw = to.resolve_options(dict(config='stylegan2-demo', data_dir=str(tmp_path)))
     assert kw['dataset_args'] == {'tfrecord_dir': str(tmp_path / 'demo32'), 'resolution': 32}

@@ -67,22 +67,24 @@ _STYLEGAN2 = dict(
 # The demo's learning rate from 64x64 up (the long last phase): 0.004 measured FID 121.2 after 36
 # kimg where 0.008 measured 142.9 and 0.003 129.9 (issue 20, docs/performance.md "Demo recipes").
 DEMO_LRATE_FROM_64 = {res: 0.004 for res in (64, 128, 256, 512, 1024)}
-# The demo (v1): 64x64 Twemoji faces on 2 CPU cores. One minibatch size for every resolution;
-# growing starts at 8x8 (or the dataset's resolution if smaller); 2-kimg phases, then the longest
-# at full size (`final_phase_kimg`, see demo_kimg), which is where most of the 10 minutes on 2 cores
-# go (about 13 s per kimg at 64x64 on one thread per op, 3.6 at 8x8). Learning rate 0.008 (0.004
-# from 64x64 up, above): FID after 18 kimg 270 at 0.005, 218 at 0.008, 231 at 0.012, where 0.003
-# gave rings without features. 4 images per step (twice the optimiser steps of 8): better FIDs
-# at every length tried. The FID keeps falling with the kimg at 64x64 (at lr 0.008: 150 -> 130 ->
-# 119 at 18, 24, 30 kimg in one run, 170 -> 152 -> 143 at 24, 30, 36 in another), so the last
-# phase takes most of what the 10 minutes leave: 24 kimg (36 in all, about 8 minutes of training
-# on the 2-core AVX-512 machine of issue 20's last measurements; docs/performance.md "Demo
-# recipes").
+# The demo (v1): 64x64 Twemoji faces on 2 CPU cores. Growing starts at 8x8 (or the dataset's
+# resolution if smaller); 2-kimg phases, then the longest at full size (`final_phase_kimg`, see
+# demo_kimg), which is where most of the 10 minutes on 2 cores go (about 13 s per kimg at 64x64 on
+# one thread per op, 3.6 at 8x8). Learning rate 0.008 (0.004 from 64x64 up, above): FID after 18
+# kimg 270 at 0.005, 218 at 0.008, 231 at 0.012, where 0.003 gave rings without features. 4 images
+# per step (twice the optimiser steps of 8): better FIDs at every length tried; but 8 at 32x32 (the
+# 16->32 fade-in and the stable 32x32 phase), where a step of 4 images is still mostly fixed cost:
+# FID 123.1 / 123.9 / 136.8 with seeds 1000-1002 against 121.2 / 154.0 / 125.8 with 4 there, and
+# issue 20's 2x per kimg at 32x32. The FID keeps falling with the kimg at 64x64 (at lr 0.008: 150
+# -> 130 -> 119 at 18, 24, 30 kimg in one run, 170 -> 152 -> 143 at 24, 30, 36 in another), so the
+# last phase takes most of what the 10 minutes leave: 24 kimg (36 in all, about 8 minutes of
+# training on the 2-core AVX-512 machine of issue 20's last measurements; docs/performance.md "Demo
+# recipes" and "Augmenting D's inputs, the R1 weight, ...").
 _DEMO = dict(
     _STYLEGAN, network=DEMO_NETWORK, dataset='demo', mirror_augment=True, any_gpus=True,
     gpu_minibatch=False, kimg='growing', final_phase_kimg=24,
     sched=dict(lod_initial_resolution=8, lod_training_kimg=2, lod_transition_kimg=2,
-               minibatch_base=4, minibatch_dict={}, G_lrate_base=0.008, D_lrate_base=0.008,
+               minibatch_base=4, minibatch_dict={32: 8}, G_lrate_base=0.008, D_lrate_base=0.008,
                G_lrate_dict=dict(DEMO_LRATE_FROM_64), D_lrate_dict=dict(DEMO_LRATE_FROM_64),
                tick_kimg_base=1, tick_kimg_dict={}),
     grid='8x4', G_smoothing_kimg=1.0, snapshot_ticks=6, mixing_figure=True,
