@@ -74,8 +74,8 @@ DEMO_LRATE_FROM_64 = {res: 0.004 for res in (64, 128, 256, 512, 1024)}
 # kimg 270 at 0.005, 218 at 0.008, 231 at 0.012, where 0.003 gave rings without features. 4 images
 # per step (twice the optimiser steps of 8): better FIDs at every length tried; but 8 at 32x32 (the
 # 16->32 fade-in and the stable 32x32 phase), where a step of 4 images is still mostly fixed cost:
-# FID 123.1 / 123.9 / 136.8 with seeds 1000-1002 against 121.2 / 154.0 / 125.8 with 4 there, and
-# issue 20's 2x per kimg at 32x32. The FID keeps falling with the kimg at 64x64 (at lr 0.008: 150
+# FID over seeds 1000-1004 mean 131.1 (123.1 on the default seed) against 132.4 (121.2) with 4
+# there, and issue 20's 2x per kimg at 32x32. The FID keeps falling with the kimg at 64x64 (at lr 0.008: 150
 # -> 130 -> 119 at 18, 24, 30 kimg in one run, 170 -> 152 -> 143 at 24, 30, 36 in another), so the
 # last phase takes most of what the 10 minutes leave: 24 kimg (36 in all, about 8 minutes of
 # training on the 2-core AVX-512 machine of issue 20's last measurements; docs/performance.md "Demo
