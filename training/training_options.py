@@ -75,11 +75,11 @@ DEMO_LRATE_FROM_64 = {res: 0.004 for res in (64, 128, 256, 512, 1024)}
 # per step (twice the optimiser steps of 8): better FIDs at every length tried; but 8 at 32x32 (the
 # 16->32 fade-in and the stable 32x32 phase), where a step of 4 images is still mostly fixed cost:
 # FID over seeds 1000-1004 mean 131.1 (123.1 on the default seed) against 132.4 (121.2) with 4
-# there, and issue 20's 2x per kimg at 32x32. The FID keeps falling with the kimg at 64x64 (at lr 0.008: 150
-# -> 130 -> 119 at 18, 24, 30 kimg in one run, 170 -> 152 -> 143 at 24, 30, 36 in another), so the
-# last phase takes most of what the 10 minutes leave: 24 kimg (36 in all, about 8 minutes of
-# training on the 2-core AVX-512 machine of issue 20's last measurements; docs/performance.md "Demo
-# recipes" and "Augmenting D's inputs, the R1 weight, ...").
+# there, and issue 20's 2x per kimg at 32x32. The FID keeps falling with the kimg at 64x64 (at lr
+# 0.008: 150 -> 130 -> 119 at 18, 24, 30 kimg in one run, 170 -> 152 -> 143 at 24, 30, 36 in
+# another), so the last phase takes most of what the 10 minutes leave: 24 kimg (36 in all, about 9
+# minutes of training on the 2-core AVX-512 machine of issue 20's last measurements;
+# docs/performance.md "Demo recipes" and "8 images per step at 32x32 (P) becomes the default").
 _DEMO = dict(
     _STYLEGAN, network=DEMO_NETWORK, dataset='demo', mirror_augment=True, any_gpus=True,
     gpu_minibatch=False, kimg='growing', final_phase_kimg=24,
