@@ -65,7 +65,8 @@ _STYLEGAN2 = dict(
     gpu_minibatch=False, grid='8k', image_snapshot_ticks=10,
     desc='stylegan2-{dataset}{res}-{gpus}gpu-{suffix}')
 # The demo's learning rate from 64x64 up (the long last phase): 0.004 measured FID 121.2 after 36
-# kimg where 0.008 measured 142.9 and 0.003 129.9 (issue 20, docs/performance.md "Demo recipes").
+# kimg where 0.008 measured 142.9 and 0.003 129.9, all with 4 images per step at 32x32 too (issue
+# 20, docs/performance.md "Demo recipes"); lowering it for G or D alone measured 134.7 and 143.1.
 DEMO_LRATE_FROM_64 = {res: 0.004 for res in (64, 128, 256, 512, 1024)}
 # The demo (v1): 64x64 Twemoji faces on 2 CPU cores. Growing starts at 8x8 (or the dataset's
 # resolution if smaller); 2-kimg phases, then the longest at full size (`final_phase_kimg`, see
