@@ -80,7 +80,7 @@ def test_demo_defaults(tmp_path):
     assert notes == ['Resolution: 64x64 (the demo dataset is built at 64x64 on first use)']
     assert kw['mixing_figure'] is True and kw['G_args']['func_name'] == 'G_style'
     assert kw['G_args']['fmap_max'] < 512 and kw['G_args']['latent_size'] < 512
-    assert kw['total_kimg'] == 36 and kw['sched_args']['lod_initial_resolution'] == 8
+    assert kw['total_kimg'] == 40 and kw['sched_args']['lod_initial_resolution'] == 8
     assert kw['sched_args']['minibatch_base'] == 4 and kw['sched_args']['minibatch_dict'] == {32: 8}
     assert kw['sched_args']['G_lrate_dict'][64] == kw['sched_args']['D_lrate_dict'][64] < kw['sched_args']['G_lrate_base']
     _, kw = to.resolve_options(dict(config='stylegan2-demo', data_dir=str(tmp_path)))
@@ -110,9 +110,9 @@ def test_resolution_follows_the_dataset_for_every_config(datasets, config, res):
     assert kw['dataset_args']['resolution'] == 16                           # --resolution wins
 
 
-@pytest.mark.parametrize('res,kimg,start', [(4, 24, 4), (32, 32, 8), (64, 36, 8), (128, 40, 8)])
+@pytest.mark.parametrize('res,kimg,start', [(4, 28, 4), (32, 36, 8), (64, 40, 8), (128, 44, 8)])
 def test_demo_schedule_fits_the_dataset(datasets, res, kimg, start):
-    """Grown from 8x8 (or the dataset's size below that), ending with a 24-kimg stable phase at
+    """Grown from 8x8 (or the dataset's size below that), ending with a 28-kimg stable phase at
     full size."""
     from training.schedule import training_schedule
     _, kw = to.resolve_options(dict(data_dir=datasets, dataset=f'toy{res}'))
@@ -133,7 +133,7 @@ def test_dry_run_shows_the_dataset_resolution(datasets, tmp_path):
     assert out.returncode == 0, out.stderr
     assert f'Resolution: 32x32 (the dataset {os.path.join(datasets, "toy32")}\'s largest)' in out.stdout
     options = json.loads(out.stdout[out.stdout.index('{'):out.stdout.rindex('}') + 1])
-    assert options['dataset_args']['resolution'] == 32 and options['total_kimg'] == 32
+    assert options['dataset_args']['resolution'] == 32 and options['total_kimg'] == 36
     assert not (tmp_path / 'r').exists()
 
 

@@ -78,12 +78,13 @@ DEMO_LRATE_FROM_64 = {res: 0.004 for res in (64, 128, 256, 512, 1024)}
 # FID over seeds 1000-1004 mean 131.1 (123.1 on the default seed) against 132.4 (121.2) with 4
 # there, and issue 20's 2x per kimg at 32x32. The FID keeps falling with the kimg at 64x64 (at lr
 # 0.008: 150 -> 130 -> 119 at 18, 24, 30 kimg in one run, 170 -> 152 -> 143 at 24, 30, 36 in
-# another), so the last phase takes most of what the 10 minutes leave: 24 kimg (36 in all, about 9
-# minutes of training on the 2-core AVX-512 machine of issue 20's last measurements;
-# docs/performance.md "Demo recipes" and "8 images per step at 32x32 (P) becomes the default").
+# another; with this recipe 149 -> 135 -> 123 -> 118 at 24, 30, 36, 40), so the last phase takes
+# most of what the 10 minutes leave: 28 kimg (40 in all: FID 117.6 and 118.5 on seeds 1000 and
+# 1001 against 123.1 and 123.9 at 36; docs/performance.md "Demo recipes" and the sections after
+# "8 images per step at 32x32 (P) becomes the default").
 _DEMO = dict(
     _STYLEGAN, network=DEMO_NETWORK, dataset='demo', mirror_augment=True, any_gpus=True,
-    gpu_minibatch=False, kimg='growing', final_phase_kimg=24,
+    gpu_minibatch=False, kimg='growing', final_phase_kimg=28,
     sched=dict(lod_initial_resolution=8, lod_training_kimg=2, lod_transition_kimg=2,
                minibatch_base=4, minibatch_dict={32: 8}, G_lrate_base=0.008, D_lrate_base=0.008,
                G_lrate_dict=dict(DEMO_LRATE_FROM_64), D_lrate_dict=dict(DEMO_LRATE_FROM_64),
@@ -136,7 +137,7 @@ PER_CONFIG_FLAGS = dict(dataset='dataset', kimg='kimg', mirror_augment='mirror_a
 def demo_kimg(resolution: Optional[int], config: str = 'demo') -> float:
     """A growing preset's default length at a resolution: the growing schedule up to it, then a
     stable phase of `final_phase_kimg` there (the demo: 2 kimg at 8x8, then 2 kimg fade-in + 2 kimg
-    stable per doubling, and 24 kimg at full size: 32 at 32x32, 36 at 64x64, 40 at 128x128), so the
+    stable per doubling, and 28 kimg at full size: 36 at 32x32, 40 at 64x64, 44 at 128x128), so the
     last phase trains the full resolution, longest, as the sharp detail needs."""
     preset = PRESETS[config]
     sched = preset['sched']
