@@ -76,12 +76,13 @@ DEMO_LRATE_FROM_64 = {res: 0.004 for res in (64, 128, 256, 512, 1024)}
 # per step (twice the optimiser steps of 8): better FIDs at every length tried; but 8 at 32x32 (the
 # 16->32 fade-in and the stable 32x32 phase), where a step of 4 images is still mostly fixed cost:
 # FID over seeds 1000-1004 mean 131.1 (123.1 on the default seed) against 132.4 (121.2) with 4
-# there, and issue 20's 2x per kimg at 32x32. The FID keeps falling with the kimg at 64x64 (at lr
-# 0.008: 150 -> 130 -> 119 at 18, 24, 30 kimg in one run, 170 -> 152 -> 143 at 24, 30, 36 in
-# another; with this recipe 149 -> 135 -> 123 -> 118 at 24, 30, 36, 40), so the last phase takes
-# most of what the 10 minutes leave: 28 kimg (40 in all: FID 117.6, 118.5, 134.3 and 135.3 on
-# seeds 1000-1003, mean 126.4 against 129.1 at 36; docs/performance.md "Demo recipes" and the
-# sections after "8 images per step at 32x32 (P) becomes the default").
+# there, and issue 20's 2x per kimg at 32x32. The FID mostly keeps falling with the kimg at 64x64
+# (at lr 0.008: 150 -> 130 -> 119 at 18, 24, 30 kimg in one run, 170 -> 152 -> 143 at 24, 30, 36
+# in another; with this recipe on seed 1000 149 -> 135 -> 123 -> 118 at 24, 30, 36, 40), so the
+# last phase takes most of what the 10 minutes leave: 28 kimg (40 in all: FID 117.6, 118.5, 134.3
+# and 135.3 on seeds 1000-1003, mean 126.4 against 129.1 at 36, where two seeds did not improve;
+# docs/performance.md "Demo recipes" and the sections after "8 images per step at 32x32 (P)
+# becomes the default").
 _DEMO = dict(
     _STYLEGAN, network=DEMO_NETWORK, dataset='demo', mirror_augment=True, any_gpus=True,
     gpu_minibatch=False, kimg='growing', final_phase_kimg=28,
