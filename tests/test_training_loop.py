@@ -211,6 +211,74 @@ def test_one_call_minibatch_equals_the_three_calls(lod):
     assert int(fused.G_opt.iterations.numpy()) == int(ref.G_opt.iterations.numpy()) == 2
 
 
+def test_next_phase_schedule_follows_the_demo_schedule():
+    """The phase the loop traces ahead is the schedule's next one, at the loop's evaluation
+    points (from 0 in steps of 4 minibatches of the schedule's minibatch), for the demo's
+    growing: 8x8, fade to 16, 16, fade to 32 at 8 images, 32, fade to 64, 64; none after it."""
+    from training.schedule import training_schedule
+    from training.training_options import PRESETS
+    sched_args, total = dict(PRESETS['demo']['sched']), 40000
+
+    def schedule_at(nimg):
+        return training_schedule(nimg, 6, 1, **sched_args)
+
+    def signature(s):
+        return tl.v1_step_signature(s, s.rounds)
+
+    points, nimg = [], 0
+    while nimg < total:
+        points.append(nimg)
+        nimg += 4 * schedule_at(nimg).minibatch
+    firsts = [p for i, p in enumerate(points)
+              if i == 0 or signature(schedule_at(p)) != signature(schedule_at(points[i - 1]))]
+    phases = [signature(schedule_at(p)) for p in firsts]
+    assert [k[0] for k in phases] == [3.0, 2.5, 2.0, 1.5, 1.0, 0.5, 0.0]
+    assert [k[2] for k in phases] == [4, 4, 4, 8, 8, 4, 4]          # minibatch_dict={32: 8}
+    assert [k[3] for k in phases] == [3, 2, 2, 1, 1, 0, 0]          # the file of floor(lod)
+    for p in points[::5] + firsts:
+        nxt = tl.next_phase_schedule(p, total, schedule_at, signature, minibatch_repeats=4)
+        later = [f for f in firsts if f > p]
+        if later:
+            assert nxt == schedule_at(later[0]), p
+        else:
+            assert nxt is None, p
+
+
+def test_a_phase_traced_ahead_on_a_thread_is_not_traced_again(dataset_dir):
+    """trace_minibatch_v1 from v1_step_specs (what training's PhaseTracer runs on its thread)
+    gives the trace that the loop's call with real tensors then runs: no second trace; and the
+    step it runs is the same to the bit as one traced by the call itself."""
+    import threading
+    from dnnlib.util import EasyDict
+    from tf2 import layers as L
+    from training.dataset import TFRecordDataset
+    ahead, called = _tiny_steps(), _tiny_steps()
+    _copy_state(ahead, called)
+    for a, b in zip(ahead.Gs.variables, called.Gs.variables):
+        b.assign(a)
+    data = TFRecordDataset(dataset_dir, seed=3)
+    lod, rounds, mbg = 0.5, 2, 2
+    sched = EasyDict(lod=lod, minibatch_gpu=mbg, rounds=rounds)
+    phase = L.lod_phase_key(lod)
+    specs = tl.v1_step_specs(data, sched, rounds, pl_labels=False)
+    thread = threading.Thread(target=ahead.trace_minibatch_v1, args=(specs,),
+                              kwargs=dict(phase=phase, D_reg=None, G_reg=None))
+    thread.start()
+    thread.join()
+    assert ahead.minibatch_v1_tracing_count() == 1
+    data.configure(mbg, lod)
+    batches = [data.get_minibatch_tf() for _ in range(rounds)]        # as the loop fetches them
+    reals, labels = tf.stack([b[0] for b in batches]), tf.stack([b[1] for b in batches])
+    G_labels = tf.constant(np.stack([data.get_random_labels_np(mbg) for _ in range(rounds)]))
+    args = (reals, labels) + tuple(tf.constant(x, tf.float32) for x in (lod, 0.01, 0.02, 0.9)) + (G_labels, None)
+    outs = [steps.minibatch_v1(*args, D_reg=None, G_reg=None, phase=phase) for steps in (ahead, called)]
+    assert ahead.minibatch_v1_tracing_count() == 1 and called.minibatch_v1_tracing_count() == 1
+    np.testing.assert_array_equal(outs[0][1]['loss'].numpy(), outs[1][1]['loss'].numpy())
+    for net in ('G', 'D', 'Gs'):
+        for a, b in zip(getattr(ahead, net).variables, getattr(called, net).variables):
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=f'{net} {a.name}')
+
+
 def _assert_same_update(ok, out, round_fn, rounds, apply, lrate, fast_vars, ref_vars):
     """The reference: round_fn(r) -> (loss, grads) for each round, the float32 sum in round order,
     the mean, apply; then the compiled step's (ok, out) and weights must agree with it."""
@@ -274,6 +342,39 @@ def test_smoke_run_writes_loadable_official_snapshots(reference_run, tmp_path):
     from editing import mixing
     figures = mixing.write_style_mixing_figure(pkl, str(tmp_path), schemes=('coarse',), log=None)
     assert figures and all(os.path.isfile(f) for f in figures)
+
+
+def test_training_traces_each_next_phase_ahead_with_the_same_result(reference_run, dataset_dir,
+                                                                  tmp_path, monkeypatch):
+    """The tiny run grows 4x4 -> fade -> 8x8: the loop traces the fade and the 8x8 phase on the
+    tracer's thread before it reaches them, each phase's step is traced once, and a run whose
+    phases are all traced by the loop's own calls ends with the same snapshots to the bit."""
+    submitted, all_steps = [], []
+
+    class Recording(tl.PhaseTracer):
+        def __init__(self, steps):
+            super().__init__(steps)
+            all_steps.append(steps)
+
+        def submit(self, signature, specs, **kwargs):
+            submitted.append(signature[0])
+            super().submit(signature, specs, **kwargs)
+
+    monkeypatch.setattr(tl, 'PhaseTracer', Recording)
+    ahead = str(tmp_path / 'ahead')
+    os.makedirs(ahead)
+    tl.training_loop(run_dir=ahead, **tiny_kwargs(dataset_dir, 1.0))
+    assert submitted == [0.5, 0.0]
+    assert all_steps[0].minibatch_v1_tracing_count() == 3 and len(all_steps[0]._minibatch_v1_by_phase) == 3
+
+    monkeypatch.setattr(Recording, 'submit', lambda self, *a, **k: None)     # nothing ahead
+    inline = str(tmp_path / 'inline')
+    os.makedirs(inline)
+    tl.training_loop(run_dir=inline, **tiny_kwargs(dataset_dir, 1.0))
+    assert all_steps[1].minibatch_v1_tracing_count() == 3
+    for kimg in (0, 1):
+        assert_same_training_state(ahead, inline, kimg)
+        assert_same_training_state(reference_run[0], inline, kimg)
 
 
 def test_runs_are_reproducible_and_resume_is_exact(reference_run, dataset_dir, tmp_path):

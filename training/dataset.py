@@ -49,7 +49,7 @@ minibatch i uses the stateless seed (seed, i)); `get_random_labels_np` uses
 import glob
 import inspect
 import os
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -247,6 +247,13 @@ class TFRecordDataset:
         if self._cur_key is None:
             raise RuntimeError('call configure(minibatch_size, lod) first')
         return next(self._iterators[self._cur_key])
+
+    def minibatch_spec(self, minibatch_size: int, lod=0) -> Tuple[tf.TensorSpec, tf.TensorSpec]:
+        """The (images, labels) TensorSpecs that get_minibatch_tf returns once configured so,
+        without building the pipeline (training traces the next lod phase's step from them)."""
+        channels, height, width = self._tfr_shapes[int(np.floor(lod))]
+        return (tf.TensorSpec([minibatch_size, channels, height, width], tf.uint8),
+                tf.TensorSpec([minibatch_size, self.label_size], tf.float32))
 
     def get_minibatch_np(self, minibatch_size: int, lod=0):
         """Numpy (images uint8 NCHW at the resolution of floor(lod), labels float32 [N, L])."""

@@ -18,7 +18,10 @@ Additions of this port:
   rounds on the one device the loop runs on (the update is the same). The rounds and the update
   of a phase (D, D reg, G, G reg) run inside one compiled call (`TrainSteps.D_step`/`G_step`;
   `ShardedSteps` under tf.distribute), traced once per lod phase without progressive growing's
-  tf.cond (tf2.layers.static_lod_phase); losses and statistics are read once per tick.
+  tf.cond (tf2.layers.static_lod_phase); losses and statistics are read once per tick. The
+  optimizer applies and the Gs average are compiled functions of their own, traced once for all
+  phases, and on one device the v1 step of the schedule's next phase is traced on a background
+  thread while the current phase trains (PhaseTracer).
 * Exact resume: every network snapshot `network-snapshot-<kimg>.pkl` has a sidecar
   `training-state-<kimg>.npz` with the optimizer state, the progress counters, the numpy and
   `tf.random.Generator` states and the grid latents. The sidecar is written first and names the
@@ -37,7 +40,9 @@ import io
 import math
 import os
 import re
+import threading
 import time
+from concurrent import futures
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
@@ -348,7 +353,8 @@ class TrainSteps(_Steps):
         self.apply_G = tf.function(self._apply_G)
         self.D_step = tf.function(self._D_step)
         self.G_step = tf.function(self._G_step)
-        self.minibatch_v1 = tf.function(self._minibatch_v1)
+        self._minibatch_v1_by_phase = {}        # lod phase -> tf.function (see minibatch_v1)
+        self._minibatch_v1_lock = threading.Lock()
 
     def _G_train(self, latents, labels, **kwargs):
         # kwargs: e.g. return_dlatents=True for StyleGAN2's path-length regulariser.
@@ -435,7 +441,9 @@ class TrainSteps(_Steps):
             return grads, dict(loss=loss, stats=stats, reals=x), carry
 
         grads, out, _ = run_rounds(body, rounds, tf.zeros([0]))
-        return self._apply(self.D_opt, self.D_vars, self._mean(grads, rounds), lrate), out
+        # The apply is its own compiled function, traced once: it is the same for every lod phase
+        # and regulariser (see apply_D).
+        return self.apply_D(self._mean(grads, rounds), lrate), out
 
     def _G_step(self, labels, lod, lrate, pl_labels=None, reg=None, scale=1.0, phase=None):
         """One G update: its rounds (labels [rounds, n, L], pl_labels likewise when the loss
@@ -448,7 +456,27 @@ class TrainSteps(_Steps):
             return grads, dict(loss=loss, stats=stats), carry
 
         grads, out, _ = run_rounds(body, rounds, tf.zeros([0]))
-        return self._apply(self.G_opt, self.G_vars, self._mean(grads, rounds), lrate), out
+        return self.apply_G(self._mean(grads, rounds), lrate), out
+
+    def minibatch_v1(self, *args, phase=None, **kwargs):
+        """_minibatch_v1 compiled: one tf.function per lod phase. A tf.function holds its lock
+        while it traces, so with one per phase the next phase can be traced on another thread
+        (trace_minibatch_v1, training's PhaseTracer) while this one runs."""
+        return self._minibatch_v1_function(phase)(*args, phase=phase, **kwargs)
+
+    def trace_minibatch_v1(self, specs, phase=None, **kwargs):
+        """Traces minibatch_v1 for the tf.TensorSpecs `specs` (its positional arguments) without
+        running it; a later call with tensors of those specs runs the trace."""
+        self._minibatch_v1_function(phase).get_concrete_function(*specs, phase=phase, **kwargs)
+
+    def minibatch_v1_tracing_count(self) -> int:
+        return sum(f.experimental_get_tracing_count() for f in self._minibatch_v1_by_phase.values())
+
+    def _minibatch_v1_function(self, phase):
+        with self._minibatch_v1_lock:
+            if phase not in self._minibatch_v1_by_phase:
+                self._minibatch_v1_by_phase[phase] = tf.function(self._minibatch_v1)
+            return self._minibatch_v1_by_phase[phase]
 
     def _minibatch_v1(self, reals, labels, lod, D_lrate, G_lrate, Gs_beta, G_labels,
                       G_pl_labels=None, D_reg=None, G_reg=None, phase=None):
@@ -461,11 +489,76 @@ class TrainSteps(_Steps):
         Returns (D ok, D out without 'reals', G ok, G out)."""
         D_ok, D_out = self._D_step(reals, labels, lod, D_lrate, reg=D_reg, phase=phase)
         D_out.pop('reals')
-        self._update_Gs(Gs_beta)
+        self.update_Gs(Gs_beta)
         G_ok, G_out = self._G_step(G_labels, lod, G_lrate, pl_labels=G_pl_labels, reg=G_reg,
                                    phase=phase)
         return D_ok, D_out, G_ok, G_out
 
+
+
+# ------------------------------------------------------------------------------------------------
+# Tracing the next lod phase ahead (issue 20). Each lod phase has its own compiled v1 step, and its
+# trace (Python building the networks' graph, R1's two tapes, the losses) takes seconds, during
+# which the cores would idle at the phase's first step. The schedule says which phase comes next,
+# so a background thread traces it while the current phase trains (the step runs in TensorFlow's
+# threads, without the GIL). The graph is the same whichever thread traces it.
+
+def v1_step_signature(sched, rounds: int) -> tuple:
+    """What makes minibatch_v1 trace anew: the lod phase, the rounds and their images, and the
+    resolution of the dataset file (floor(lod))."""
+    return (tf2_layers.lod_phase_key(sched.lod), rounds, sched.minibatch_gpu, math.floor(sched.lod))
+
+
+def v1_step_specs(training_set, sched, rounds: int, pl_labels: bool) -> tuple:
+    """tf.TensorSpecs of minibatch_v1's positional arguments as the loop passes them under
+    `sched`: reals, labels, lod, D_lrate, G_lrate, Gs_beta, G_labels, G_pl_labels."""
+    images, labels = training_set.minibatch_spec(sched.minibatch_gpu, sched.lod)
+
+    def per_round(spec):
+        return tf.TensorSpec([rounds] + spec.shape.as_list(), spec.dtype)
+    scalar = tf.TensorSpec([], tf.float32)
+    return (per_round(images), per_round(labels), scalar, scalar, scalar, scalar, per_round(labels),
+            per_round(labels) if pl_labels else None)
+
+
+def next_phase_schedule(nimg: int, total_nimg: int, schedule_at: Callable, signature_of: Callable,
+                        minibatch_repeats: int):
+    """The schedule of the first evaluation after `nimg` (an evaluation point of the loop) whose
+    signature differs from nimg's, or None if training ends first. Walks the evaluations as the
+    loop makes them: minibatch_repeats minibatches of the schedule's minibatch each."""
+    sched = schedule_at(nimg)
+    current = signature_of(sched)
+    while True:
+        nimg += minibatch_repeats * sched.minibatch
+        if nimg >= total_nimg:
+            return None
+        sched = schedule_at(nimg)
+        if signature_of(sched) != current:
+            return sched
+
+
+class PhaseTracer:
+    """Traces TrainSteps.minibatch_v1 for coming phases on one background thread."""
+
+    def __init__(self, steps: 'TrainSteps'):
+        self._steps = steps
+        self._pool = futures.ThreadPoolExecutor(1, thread_name_prefix='trace-next-lod-phase')
+        self._jobs = {}                 # signature -> Future
+
+    def submit(self, signature: tuple, specs: tuple, **kwargs) -> None:
+        """Starts tracing minibatch_v1 for `specs` and kwargs (D_reg, G_reg, phase), once per
+        signature."""
+        if signature not in self._jobs:
+            self._jobs[signature] = self._pool.submit(self._steps.trace_minibatch_v1, specs, **kwargs)
+
+    def wait(self, signature: tuple) -> None:
+        """Waits for the trace of `signature`, if one was started, and raises its error."""
+        job = self._jobs.get(signature)
+        if job is not None:
+            job.result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1260,6 +1353,35 @@ def training_loop(
     # adaptive augmentation must update its p between the D and the G step.
     fuse_v1 = (strategy is None and phases == step_phases('v1', 1)
                and not (D_augment is not None and hasattr(D_augment, 'update')))
+    tracer = PhaseTracer(steps) if fuse_v1 else None
+    cur_signature = None
+
+    def schedule_at(nimg: int):
+        return training_schedule(nimg, training_set.resolution_log2, num_gpus, **sched_args)
+
+    def trace_v1_step(sched, submit: bool) -> None:
+        args = (v1_step_signature(sched, sched.rounds * num_gpus),
+                v1_step_specs(training_set, sched, sched.rounds * num_gpus, steps.G_loss_takes_pl_labels))
+        kwargs = dict(D_reg=D_main_reg, G_reg=G_main_reg, phase=tf2_layers.lod_phase_key(sched.lod))
+        if submit:
+            tracer.submit(*args, **kwargs)
+        else:
+            steps.trace_minibatch_v1(args[1], **kwargs)
+
+    def trace_next_phase(sched) -> None:
+        """At the first evaluation of a phase: its own trace done (here if no thread did it, so
+        that the two traces do not compete), then the next phase's started on the thread."""
+        nonlocal cur_signature
+        signature = v1_step_signature(sched, sched.rounds * num_gpus)
+        if signature == cur_signature:
+            return
+        cur_signature = signature
+        tracer.wait(signature)
+        trace_v1_step(sched, submit=False)         # nothing to do when the thread traced it
+        nxt = next_phase_schedule(cur_nimg, total_nimg, schedule_at,
+                                  lambda s: v1_step_signature(s, s.rounds * num_gpus), minibatch_repeats)
+        if nxt is not None:
+            trace_v1_step(nxt, submit=True)
 
     # Main loop ------------------------------------------------------------------------------
     print(f'Training for {total_kimg} kimg from kimg {cur_nimg / 1000:.3f}...')
@@ -1268,7 +1390,7 @@ def training_loop(
     maintenance_time = tick_start_time - start_time
     while cur_nimg < total_nimg:
         # Schedule, optimizer reset, data pipeline for this lod.
-        sched = training_schedule(cur_nimg, training_set.resolution_log2, num_gpus, **sched_args)
+        sched = schedule_at(cur_nimg)
         if reset_opt_for_new_lod and _lod_phase_changed(sched.lod, prev_lod):
             optimizers.reset_optimizer_state(G_opt)
             optimizers.reset_optimizer_state(D_opt)
@@ -1287,6 +1409,8 @@ def training_loop(
         ctx.phase = tf2_layers.lod_phase_key(sched.lod)
         ctx.shard_kwargs = dict(rounds=shards // layout.num_replicas, mbg=sched.minibatch_gpu,
                                 slot_rounds=sched.rounds, shards=shards, phase=ctx.phase)
+        if tracer is not None:
+            trace_next_phase(sched)
 
         for _repeat in range(minibatch_repeats):
             due = {'G_reg': regularization_due(running_mb_counter, G_reg_interval),
@@ -1347,6 +1471,8 @@ def training_loop(
         maintenance_time = tick_start_time - tick_end_time
 
     # Finish ---------------------------------------------------------------------------------
+    if tracer is not None:
+        tracer.close()
     stats.close()
     training_set.close()
     final_pkl = os.path.join(run_dir, 'network-final.pkl')
