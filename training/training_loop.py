@@ -1359,29 +1359,30 @@ def training_loop(
     def schedule_at(nimg: int):
         return training_schedule(nimg, training_set.resolution_log2, num_gpus, **sched_args)
 
-    def trace_v1_step(sched, submit: bool) -> None:
-        args = (v1_step_signature(sched, sched.rounds * num_gpus),
-                v1_step_specs(training_set, sched, sched.rounds * num_gpus, steps.G_loss_takes_pl_labels))
-        kwargs = dict(D_reg=D_main_reg, G_reg=G_main_reg, phase=tf2_layers.lod_phase_key(sched.lod))
-        if submit:
-            tracer.submit(*args, **kwargs)
-        else:
-            steps.trace_minibatch_v1(args[1], **kwargs)
+    def signature_of(s) -> tuple:
+        return v1_step_signature(s, s.rounds * num_gpus)
+
+    def step_trace_args(s) -> Tuple[tuple, dict]:
+        """minibatch_v1's TensorSpecs and Python arguments under schedule `s`, as
+        run_minibatch_v1 calls it."""
+        specs = v1_step_specs(training_set, s, s.rounds * num_gpus, steps.G_loss_takes_pl_labels)
+        return specs, dict(D_reg=D_main_reg, G_reg=G_main_reg, phase=tf2_layers.lod_phase_key(s.lod))
 
     def trace_next_phase(sched) -> None:
         """At the first evaluation of a phase: its own trace done (here if no thread did it, so
         that the two traces do not compete), then the next phase's started on the thread."""
         nonlocal cur_signature
-        signature = v1_step_signature(sched, sched.rounds * num_gpus)
+        signature = signature_of(sched)
         if signature == cur_signature:
             return
         cur_signature = signature
         tracer.wait(signature)
-        trace_v1_step(sched, submit=False)         # nothing to do when the thread traced it
-        nxt = next_phase_schedule(cur_nimg, total_nimg, schedule_at,
-                                  lambda s: v1_step_signature(s, s.rounds * num_gpus), minibatch_repeats)
+        specs, kwargs = step_trace_args(sched)
+        steps.trace_minibatch_v1(specs, **kwargs)      # nothing to do when the thread traced it
+        nxt = next_phase_schedule(cur_nimg, total_nimg, schedule_at, signature_of, minibatch_repeats)
         if nxt is not None:
-            trace_v1_step(nxt, submit=True)
+            specs, kwargs = step_trace_args(nxt)
+            tracer.submit(signature_of(nxt), specs, **kwargs)
 
     # Main loop ------------------------------------------------------------------------------
     print(f'Training for {total_kimg} kimg from kimg {cur_nimg / 1000:.3f}...')
