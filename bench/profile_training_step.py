@@ -13,10 +13,14 @@ the demo dataset, and prints:
    (does anything re-trace?), the tracing counts of every step function, and the steady-state
    time of each part of a step, each synchronised on its own (`.numpy()` of its result):
    input pipeline fetch, prepare_reals, D_grads, apply_D, update_Gs, G_grads, apply_G.
-   "step" is the unsynchronised sequence as the loop runs it (one sync at the end).
-3. With --profile: a tf.profiler capture of --profile-steps steps at each resolution, reduced to
-   the time op kernels were in flight, by op type (kernel durations are wall-clock: on a loaded
-   machine they include time the thread was descheduled).
+   "step" is the unsynchronised sequence of those parts (one sync at the end); "v1 step" is the
+   step as training runs it on one device: the fetch, then one compiled call for the whole
+   minibatch (`TrainSteps.minibatch_v1`: D step, Gs average, G step; the same ops).
+3. With --profile: a tf.profiler capture of --profile-steps v1 steps at each resolution, reduced
+   to the time op kernels were in flight, by op type, and the share of the wall clock with 0, 1 or
+   2+ kernels in flight (kernel durations are wall-clock: on a loaded machine they include time
+   the thread was descheduled; the time between kernels is not idle CPU: the executor, Python and
+   tf.data run there).
 4. Graph sizes: ops in each traced function, nested functions (cond branches, gradients)
    included, and the average time per op that the smallest resolution's step implies.
 
@@ -149,6 +153,16 @@ class Bench:
 
     PARTS = ('fetch', 'prepare', 'D_grads', 'apply_D', 'update_Gs', 'G_grads', 'apply_G')
 
+    def v1_step(self):
+        """One step as training runs it on one device (training_loop's run_minibatch_v1): the
+        fetch, then one compiled call for D step, Gs average and G step, one round each."""
+        tf = self.tf
+        reals, labels = self.dataset.get_minibatch_tf()
+        D_ok, _, _, _ = self.steps.minibatch_v1(
+            tf.stack([reals]), tf.stack([labels]), self.lod, self.lrate, self.lrate, self.beta,
+            self.labels[None], None, D_reg=None, G_reg=None, phase=self.phase)
+        return D_ok
+
     def step(self):
         """One step as the loop runs it: no sync between parts (the loop syncs on the losses)."""
         for part in self.PARTS:
@@ -180,15 +194,28 @@ class Bench:
         return {k: f.experimental_get_tracing_count() for k, f in self.functions().items()}
 
 
+def kernels_in_flight(intervals) -> dict:
+    """{k: seconds during which exactly k of the (start, end) intervals (seconds) were open},
+    from the first start to the last end."""
+    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    out = collections.Counter()
+    level, last = 0, edges[0][0] if edges else 0.0
+    for t, step in edges:
+        out[level] += t - last
+        level, last = level + step, t
+    return dict(out)
+
+
 def profile_op_types(bench, steps: int, logdir: str):
-    """tf.profiler capture of `steps` steps -> (wall seconds, {op type: busy seconds}, threads)."""
+    """tf.profiler capture of `steps` v1 steps -> (wall seconds, {op type: busy seconds}, threads,
+    {k: seconds with k op kernels in flight})."""
     tf = bench.tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
-    _sync(bench.step())
+    _sync(bench.v1_step())
     tf.profiler.experimental.start(logdir)
     t0 = time.perf_counter()
     for _ in range(steps):
-        out = bench.step()
+        out = bench.v1_step()
     _sync(out)
     wall = time.perf_counter() - t0
     tf.profiler.experimental.stop()
@@ -197,7 +224,7 @@ def profile_op_types(bench, steps: int, logdir: str):
     with open(paths[-1], 'rb') as f:
         space.ParseFromString(f.read())
     busy = collections.Counter()
-    threads = set()
+    threads, intervals = set(), []
     for plane in space.planes:
         if not plane.name.startswith('/host:CPU'):
             continue
@@ -210,7 +237,9 @@ def profile_op_types(bench, steps: int, logdir: str):
                         and '::' not in name and ' ' not in name:
                     busy[name.rsplit(':', 1)[1]] += ev.duration_ps * 1e-12
                     threads.add(line.name)
-    return wall, busy, threads
+                    start = line.timestamp_ns * 1e-9 + ev.offset_ps * 1e-12
+                    intervals.append((start, start + ev.duration_ps * 1e-12))
+    return wall, busy, threads, kernels_in_flight(intervals)
 
 
 def main(argv=None) -> int:
@@ -280,7 +309,7 @@ def main(argv=None) -> int:
     # 2. Per resolution.
     print('\nSteady state per resolution (ms; each part synchronised on its own; median of repetitions)')
     head = f'{"res":>4} {"lod":>4} ' + ''.join(f'{p:>10}' for p in Bench.PARTS) + \
-        f'{"sum":>9}{"step":>9}{"sec/kimg":>10}  first step at this lod / retraced'
+        f'{"sum":>9}{"step":>9}{"v1 step":>9}{"sec/kimg":>10}  first step at this lod / retraced'
     print(head)
     rows, profiles = {}, {}
     for res in resolutions:
@@ -289,26 +318,33 @@ def main(argv=None) -> int:
         before = b.tracing_counts()
         first, _ = _timed(b.step)
         retraced = [k for k, v in b.tracing_counts().items() if v != before[k]]
-        times = {p: [] for p in Bench.PARTS + ('step',)}
+        _timed(b.v1_step)                  # its trace and first call at this lod
+        times = {p: [] for p in Bench.PARTS + ('step', 'v1_step')}
         for _ in range(args.steps):
             for part in Bench.PARTS:
                 times[part].append(_timed(getattr(b, part))[0])
             times['step'].append(_timed(b.step)[0])
+            times['v1_step'].append(_timed(b.v1_step)[0])
         med = {k: sorted(v)[len(v) // 2] * 1e3 for k, v in times.items()}
         rows[res] = med
         print(f'{res:>4} {lod:>4} ' + ''.join(f'{med[p]:>10.1f}' for p in Bench.PARTS) +
-              f'{sum(med[p] for p in Bench.PARTS):>9.1f}{med["step"]:>9.1f}'
-              f'{med["step"] / args.minibatch:>10.1f}  {first:6.2f} s / {", ".join(retraced) or "nothing"}',
+              f'{sum(med[p] for p in Bench.PARTS):>9.1f}{med["step"]:>9.1f}{med["v1_step"]:>9.1f}'
+              f'{med["v1_step"] / args.minibatch:>10.1f}  {first:6.2f} s / {", ".join(retraced) or "nothing"}',
               flush=True)
         if args.profile:
             profiles[res] = profile_op_types(b, args.profile_steps, os.path.join(tmp.name, f'prof{res}'))
     # 3. Op-level profile (tf.profiler), taken right after each resolution's timing.
-    for res, (wall, busy, threads) in profiles.items():
+    for res, (wall, busy, threads, in_flight) in profiles.items():
         total = sum(busy.values())
         n = args.profile_steps
-        print(f'\ntf.profiler at {res} px, {n} steps: wall {wall * 1e3 / n:.1f} ms/step; op kernels busy '
+        span = sum(in_flight.values())
+        print(f'\ntf.profiler at {res} px, {n} v1 steps: wall {wall * 1e3 / n:.1f} ms/step; op kernels busy '
               f'{total * 1e3 / n:.1f} ms/step summed over {len(threads)} threads '
               f'({100 * total / (wall * os.cpu_count()):.0f} % of {os.cpu_count()} cores x wall)')
+        print('  op kernels in flight, share of the time from the first kernel to the last: ' +
+              ', '.join(f'{k if k < 2 else "2+"}: {100 * v / span:.0f} %' for k, v in
+                        [(0, in_flight.get(0, 0.0)), (1, in_flight.get(1, 0.0)),
+                         (2, sum(v for k, v in in_flight.items() if k >= 2))]))
         print(f'  {"op type":<34s} {"ms/step":>8} {"share":>6}')
         for op, sec in busy.most_common(12):
             print(f'  {op:<34s} {sec * 1e3 / n:>8.2f} {100 * sec / total:>5.1f}%')
