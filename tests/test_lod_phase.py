@@ -155,3 +155,53 @@ def test_static_phase_trains_stylegan2_with_compiled_ops():
     out = _step(G, D, 1.5)(lod, latents, reals)
     for a, b in zip(ref, out):
         assert np.max(np.abs(a.numpy() - b.numpy())) <= TOL * max(float(np.max(np.abs(a.numpy()))), 1e-6)
+
+
+def test_summed_kernel_gradients_equal_the_reference_to_the_bit(monkeypatch):
+    """The resampling convolutions' 4x4 kernel (tf2/layers.py _summed_4x4_kernel) takes its
+    windows with tf.slice and the up-conv flips its kernel with tf.reverse (_flip_hw), whose
+    gradients are cheaper than those of the references' strided slices; every
+    gradient of a compiled (Grappler-optimised) D step with R1 and of a G step must stay the
+    reference's to the bit, or the deterministic demo's documented FIDs would change. At 32x32
+    both G's up-conv and D's down-conv take the strided 4x4 form (STRIDED_RESAMPLE_MIN_SIZE)."""
+    res = 32
+    assert L.STRIDED_RESAMPLE_MIN_SIZE <= res
+    kw = small_net_kwargs(res)
+    G, D = nets.G_style(**kw), nets.D_basic(**d_kwargs(kw))
+    _randomize(G, 4)
+    _randomize(D, 5)
+    rng = np.random.RandomState(6)
+    latents = tf.constant(rng.randn(4, 8), tf.float32)
+    reals = tf.constant(rng.randn(4, 3, res, res), tf.float32)
+    # G without is_training and with fixed noise: no random op, so the two traces see the same
+    # numbers.
+
+    def grads():
+        def run(latents, reals):
+            with L.static_lod_phase(0.0):
+                with tf.GradientTape() as outer:
+                    with tf.GradientTape() as inner:
+                        inner.watch(reals)
+                        real_scores = D(reals, None)
+                        total = tf.reduce_sum(real_scores)
+                    r1 = inner.gradient(total, reals)
+                    fakes = G(latents, None, randomize_noise=False)
+                    loss = (tf.reduce_sum(tf.square(r1)) + tf.reduce_sum(real_scores)
+                            - tf.reduce_sum(D(fakes, None)))
+                d_grads = outer.gradient(loss, D.trainable_variables)
+                with tf.GradientTape() as tape:
+                    fakes = G(latents, None, randomize_noise=False)
+                    g_loss = tf.reduce_sum(tf.nn.softplus(-D(fakes, None)))
+                g_grads = tape.gradient(g_loss, G.trainable_variables)
+            return [g for g in d_grads + g_grads if g is not None]
+        return [g.numpy() for g in tf.function(run)(latents, reals)]
+
+    fast = grads()
+    monkeypatch.setattr(L, '_summed_4x4_kernel', L._summed_4x4_kernel_reference)
+    monkeypatch.setattr(L, '_flip_hw', L._flip_hw_reference)
+    ref = grads()
+    assert len(fast) == len(ref) > 0
+    names = [v.path for v in D.trainable_variables + G.trainable_variables]
+    differing = [i for i, (a, b) in enumerate(zip(fast, ref))
+                 if not np.array_equal(a.view(np.uint32), b.view(np.uint32))]
+    assert not differing, [names[i] for i in differing]

@@ -195,10 +195,28 @@ def blur2d(x: tf.Tensor, kernel: np.ndarray, data_format: str) -> tf.Tensor:
                                   data_format=data_format)
 
 
-def _summed_4x4_kernel(w: tf.Tensor) -> tf.Tensor:
+def _summed_4x4_kernel_reference(w: tf.Tensor) -> tf.Tensor:
     """Sum of the four 1-pixel shifts of a zero-padded 3x3 kernel -> 4x4 kernel (spec 3.3)."""
     w = tf.pad(w, [[1, 1], [1, 1], [0, 0], [0, 0]])
     return w[1:, 1:] + w[:-1, 1:] + w[1:, :-1] + w[:-1, :-1]
+
+
+def _summed_4x4_kernel(w: tf.Tensor) -> tf.Tensor:
+    """`_summed_4x4_kernel_reference` with a cheaper gradient, equal to it to the bit.
+
+    The four windows are `tf.slice` ops, whose gradient is a Pad, where the reference's strided
+    slices have StridedSliceGrad, a slow CPU kernel (5 % of the demo's 64x64 training step; issue
+    20). Each window has its own name scope because Grappler adds the four window gradients in
+    the order of their op names (the optimised graphs show the AddN's inputs sorted by name): named
+    w0..w3 in window order, they are summed as the reference's strided_slice..strided_slice_3 are,
+    so every gradient stays the reference's to the bit (tests/test_lod_phase.py).
+    """
+    w = tf.pad(w, [[1, 1], [1, 1], [0, 0], [0, 0]])
+
+    def window(name: str, dy: int, dx: int) -> tf.Tensor:
+        with tf.name_scope(name):
+            return tf.slice(w, [dy, dx, 0, 0], [4, 4, -1, -1])
+    return window('w0', 1, 1) + window('w1', 0, 1) + window('w2', 1, 0) + window('w3', 0, 0)
 
 
 def fused_upscale2d_conv2d(x: tf.Tensor, w: tf.Tensor, data_format: str) -> tf.Tensor:
@@ -259,6 +277,17 @@ def _strided_by_size(x: tf.Tensor, resample: str, data_format: str, strided: Opt
     return strided
 
 
+def _flip_hw_reference(w: tf.Tensor) -> tf.Tensor:
+    """A [kh, kw, ...] kernel flipped in H and W."""
+    return w[::-1, ::-1]
+
+
+def _flip_hw(w: tf.Tensor) -> tf.Tensor:
+    """`_flip_hw_reference` as a reverse: the same values, and its gradient is a reverse too,
+    where a strided slice's is the slow StridedSliceGrad (see _summed_4x4_kernel)."""
+    return tf.reverse(w, [0, 1])
+
+
 def upscale2d_conv2d(x: tf.Tensor, w: tf.Tensor, data_format: str,
                      strided: Optional[bool] = None) -> tf.Tensor:
     """Nearest x2 upscale then 3x3 'SAME' conv, computed as the faster of its two forms.
@@ -268,7 +297,7 @@ def upscale2d_conv2d(x: tf.Tensor, w: tf.Tensor, data_format: str,
     ``strided`` None picks by size (``strided_resample_pays``); True / False force a form.
     """
     if _strided_by_size(x, 'up', data_format, strided):
-        return fused_upscale2d_conv2d(x, w[::-1, ::-1], data_format)
+        return fused_upscale2d_conv2d(x, _flip_hw(w), data_format)
     return conv2d(upscale2d(x, data_format), w, data_format)
 
 
