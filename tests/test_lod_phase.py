@@ -63,6 +63,16 @@ def _step(G, D, static):
     return _STEPS[key]
 
 
+def _scores_and_r1(D, reals):
+    """D's scores of the reals and their gradient w.r.t. the reals (R1's), recorded on any tape
+    around the call, so that an outer tape can differentiate the penalty (the double gradient)."""
+    with tf.GradientTape() as inner:
+        inner.watch(reals)
+        scores = D(reals, None)
+        total = tf.reduce_sum(scores)
+    return scores, inner.gradient(total, reals)
+
+
 def _make_step(G, D, static):
     """A function of (lod, latents, reals) -> fakes, scores, R1 grads, dR1/dD; one trace per key."""
     def run(lod, latents, reals):
@@ -71,11 +81,7 @@ def _make_step(G, D, static):
         with L.static_lod_phase(static):
             fakes = G(latents, None, is_training=True, randomize_noise=False)
             with tf.GradientTape() as outer:
-                with tf.GradientTape() as inner:
-                    inner.watch(reals)
-                    real_scores = D(reals, None)
-                    total = tf.reduce_sum(real_scores)
-                r1_grads = inner.gradient(total, reals)
+                real_scores, r1_grads = _scores_and_r1(D, reals)
                 penalty = tf.reduce_sum(tf.square(r1_grads))
             d_grads = outer.gradient(penalty, D.trainable_variables)
             # Variables off the taken path (FromRGB of other levels) get None without tf.cond;
@@ -180,11 +186,7 @@ def test_summed_kernel_gradients_equal_the_reference_to_the_bit(monkeypatch):
         def run(latents, reals):
             with L.static_lod_phase(0.0):
                 with tf.GradientTape() as outer:
-                    with tf.GradientTape() as inner:
-                        inner.watch(reals)
-                        real_scores = D(reals, None)
-                        total = tf.reduce_sum(real_scores)
-                    r1 = inner.gradient(total, reals)
+                    real_scores, r1 = _scores_and_r1(D, reals)
                     fakes = G(latents, None, randomize_noise=False)
                     loss = (tf.reduce_sum(tf.square(r1)) + tf.reduce_sum(real_scores)
                             - tf.reduce_sum(D(fakes, None)))
