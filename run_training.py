@@ -6,7 +6,7 @@ stylegan2-e): no growing, lazy R1 and path-length regularisation; --resume-pkl w
 StyleGAN2 pickle fine-tunes it (the config then follows the pickle).
 
 With no arguments it trains the small `demo` config on the embedded 64x64 demo dataset (built
-into ./datasets/demo on first use) in about 10 minutes on 2 CPU cores (AVX-512; slower without).
+into ./datasets/demo on first use) in about 9 minutes on 2 CPU cores (AVX-512; slower without).
 """
 
 import argparse
