@@ -164,7 +164,8 @@ class Bench:
         return D_ok
 
     def step(self):
-        """One step as the loop runs it: no sync between parts (the loop syncs on the losses)."""
+        """The parts one call each, one after the other, no sync between them (the loop's three
+        calls per minibatch before the one-call v1 step; see v1_step)."""
         for part in self.PARTS:
             out = getattr(self, part)()
         return out
