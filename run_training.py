@@ -16,7 +16,7 @@ import sys
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')     # TensorFlow's C++ INFO lines are noise here
 
 EPILOG = """examples:
-  python run_training.py                                   # demo: 64x64 emoji faces, ~8 min on CPU
+  python run_training.py                                   # demo: 64x64 emoji faces, ~9 min on 2 cores
   python run_training.py --config ffhq --data-dir datasets --gpus 8
   python run_training.py --config ffhq --resolution 256 --gpus 1 --minibatch-gpu 4
   python run_training.py --resume results/00003-sgan-ffhq-8gpu --kimg 30000
