@@ -18,7 +18,8 @@ unless --data is given) and the same flags. From each child's output it records:
   (this tree traces each phase on its first tick; see ``stable_ticks``);
 * the whole run: wall seconds from launching the process to its exit.
 
-Printed: the median over the repeats of each tree and the ratio earlier/this (> 1: faster now).
+Printed: the median over the repeats of each tree and the ratio earlier/this (> 1: faster now);
+for the stable phases also the ratio of each repeat's two runs (run by run: the machine's drift).
 The demo's tick is 1 kimg. The baseline's demo trains at lod 3 (8x8) for its first 3 kimg, this
 tree's (the recipe of issue 20: narrower networks, 2-kimg phases, lr 0.008) for its first 2, so
 --kimg 3 gives 3 and 2 ticks at lod 3 and --kimg 6 reaches the first fade-in in both. Since that
@@ -112,6 +113,18 @@ def stable_ticks(ticks: list) -> dict:
     for (_, prev_lod, _), (_, lod, spk) in zip(ticks, ticks[1:]):
         if lod == prev_lod and lod == int(lod):
             out[int(lod)].append(spk)
+    return out
+
+
+def stable_ratios_by_run(base_runs: list, this_runs: list) -> dict:
+    """lod -> baseline/this of the stable ticks' medians, run by run: repeat k of the two trees
+    ran one after the other, so the spread of these ratios is the machine's drift over the
+    benchmark, which the pooled medians hide."""
+    out = collections.defaultdict(list)
+    for base, this in zip(base_runs, this_runs):
+        b, t = stable_ticks(base['ticks']), stable_ticks(this['ticks'])
+        for lod in sorted(set(b) & set(t), reverse=True):
+            out[lod].append(median(b[lod]) / median(t[lod]))
     return out
 
 
@@ -238,9 +251,10 @@ def main() -> int:
         for r in rs:
             for lod, spks in stable_ticks(r['ticks']).items():
                 stable[n][lod].extend(spks)
+    by_run = stable_ratios_by_run(results['baseline'], results['this'])
     whole = {n: median([r['whole'] for r in rs]) for n, rs in results.items()}
     print()
-    print(f'{"measure":<26s} {"baseline":>9s} {"this":>9s} {"baseline/this":>14s} {"ticks":>7s}')
+    print(f'{"measure":<26s} {"baseline":>9s} {"this":>9s} {"baseline/this":>14s} {"ticks":>7s}  run by run')
     print(f'{"start to first tick, s":<26s} {fmt(first["baseline"]):>9s} {fmt(first["this"]):>9s} '
           f'{ratio(first["baseline"], first["this"]):>14s} {"":>7s}')
     for lod in sorted(set(per_lod['baseline']) | set(per_lod['this']), reverse=True):
@@ -253,7 +267,8 @@ def main() -> int:
         b, t = median(stable['baseline'][lod]), median(stable['this'][lod])
         counts = f'{len(stable["baseline"][lod])}/{len(stable["this"][lod])}'
         label = f'stable, lod {lod} (full/{2 ** lod})' if lod else 'stable, lod 0 (full size)'
-        print(f'{label:<26s} {fmt(b):>9s} {fmt(t):>9s} {ratio(b, t):>14s} {counts:>7s}')
+        runs = ' '.join(f'{x:.3f}' for x in by_run.get(lod, []))
+        print(f'{label:<26s} {fmt(b):>9s} {fmt(t):>9s} {ratio(b, t):>14s} {counts:>7s}  {runs}')
     print(f'{"whole run, s":<26s} {fmt(whole["baseline"]):>9s} {fmt(whole["this"]):>9s} '
           f'{ratio(whole["baseline"], whole["this"]):>14s} {"":>7s}')
     return 0
