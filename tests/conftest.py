@@ -5,6 +5,7 @@ stand-in for Gs; the bad-input harness for scripts (one-line error, nothing writ
 turning skips into failures; NCHW tests in a oneDNN child process; output comparisons.
 """
 import functools
+import importlib.util
 import os
 import subprocess
 import sys
@@ -26,6 +27,14 @@ DATA_DIR = os.path.join(REPO_DIR, 'tests', 'data')
 # tests/data/official/README.md); STYLEGAN_FIXTURES points the tests at another copy.
 FIXTURES_DIR = os.environ.get('STYLEGAN_FIXTURES') or os.path.join(DATA_DIR, 'official')
 SPEC_DIR = DATA_DIR
+
+
+def load_bench_script(name: str) -> types.ModuleType:
+    """bench/<name>.py as a module (bench/ is scripts, not a package), for tests of its pure parts."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO_DIR, 'bench', name + '.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def fixture_path(name: str) -> str:

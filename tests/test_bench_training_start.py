@@ -1,20 +1,12 @@
 """bench/bench_training_start.py: which ticks count as a stable phase, and the run-by-run ratios
 (issue 20, item 5: the figures of the training comparison against the baseline)."""
-import importlib.util
-import os
-
 import pytest
 
-from conftest import REPO_DIR
-
-SCRIPT = os.path.join(REPO_DIR, 'bench', 'bench_training_start.py')
+from conftest import load_bench_script
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location('bench_training_start', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_script('bench_training_start')
 
 
 def _run(*lod_spk):

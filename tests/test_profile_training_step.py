@@ -4,23 +4,19 @@ Its --profile reduces a tf.profiler capture of the step training runs (`minibatc
 types and to the share of the wall clock with 0, 1 or 2+ op kernels in flight; these tests pin the
 interval arithmetic and run the tool once at 8x8 as a user would.
 """
-import importlib.util
 import os
 import subprocess
 import sys
 
 import pytest
 
-from conftest import REPO_DIR
+from conftest import REPO_DIR, load_bench_script
 
 SCRIPT = os.path.join(REPO_DIR, 'bench', 'profile_training_step.py')
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location('profile_training_step', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_script('profile_training_step')
 
 
 def test_kernels_in_flight_counts_overlaps():
