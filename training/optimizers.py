@@ -4,7 +4,11 @@
 official: Adam with beta1=0, beta2=0.99, epsilon=1e-8 (`tf.train.AdamOptimizer` of the
 StyleGAN code). Keras' Adam uses the same "epsilon hat" form as TF1's Adam:
 ``w -= lr * sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + epsilon)``, and so does `AdamP`
-here, so the three differ only in weight decay and AdamP's projection.
+here, so the three differ only in weight decay and AdamP's projection. The same formula, not the
+same float32 rounding: TF1's kernel (`ResourceApplyAdam`) computes 1 - beta2 in float32 and keeps
+beta^t in variables multiplied every step, Keras rounds the double 1 - beta2 and calls `pow`, so
+their updates differ in the last bits of some elements (docs/performance.md, "The 64x64 ratio with
+a longer baseline phase").
 
 Keras 3 notes for the training loop:
 * Build an optimizer on its variables (`opt.build(vars)`, or `make_optimizer(...,
