@@ -30,6 +30,8 @@ Example:
     python bench/bench_training_start.py                          # aac619f vs this tree, 3 kimg (~8 min)
     python bench/bench_training_start.py --kimg 6 --repeats 2 --data datasets   # an existing datasets/demo
     python bench/bench_training_start.py --kimg 15 --as-shipped    # this tree's whole demo, as a user runs it
+    python bench/bench_training_start.py --kimg 24 --as-shipped --repeats 2 --data datasets   # 9 stable
+                                        # 64x64 ticks of the baseline per run (~30 min)
     python bench/bench_training_start.py --kimg 4 --as-shipped --extra="--resolution 8"   # 8x8 stable
                                         # ticks (the 64x64 demo's 8x8 phase is too short for one)
     python bench/bench_training_start.py --fixed-cost --as-shipped --data datasets        # ~10 min
