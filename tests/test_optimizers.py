@@ -1,10 +1,12 @@
-"""training/optimizers.py against hand-written numpy steps (paper formulas) and Keras' own AdamW."""
+"""training/optimizers.py against hand-written numpy steps (paper formulas), Keras' own AdamW and
+TF1's `tf.compat.v1.train.AdamOptimizer` (the official code's Adam)."""
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from training.optimizers import AdamP, make_optimizer, reset_optimizer_state
+from training.optimizers import (AdamP, TF1Adam, complete_saved_state, make_optimizer,
+                                 reset_optimizer_state)
 
 LR, B1, B2, EPS, WD = 0.01, 0.9, 0.99, 1e-8, 0.1
 
@@ -192,3 +194,79 @@ def test_adamp_keras_subclass_plain_construction():
 def test_make_optimizer_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_optimizer(**kwargs)
+
+
+def _tf1_adam_reference(w0s, steps, beta1, beta2, reset_after):
+    """Weights after each step of TF1's AdamOptimizer in a graph and session, as the official
+    code ran it; its state re-initialised after step `reset_after` (reset_opt_for_new_lod)."""
+    out = []
+    with tf.Graph().as_default():
+        ws = [tf.compat.v1.get_variable(f'w{i}', initializer=w0, use_resource=True)
+              for i, w0 in enumerate(w0s)]
+        gs = [tf.compat.v1.placeholder(tf.float32, w0.shape) for w0 in w0s]
+        lr = tf.compat.v1.placeholder(tf.float32, [])
+        opt = tf.compat.v1.train.AdamOptimizer(learning_rate=lr, beta1=beta1, beta2=beta2,
+                                               epsilon=1e-8)
+        apply = opt.apply_gradients(list(zip(gs, ws)))
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            for t, (grads, rate) in enumerate(steps):
+                sess.run(apply, {**dict(zip(gs, grads)), lr: rate})
+                out.append(sess.run(ws))
+                if t == reset_after:
+                    sess.run(tf.compat.v1.variables_initializer(opt.variables()))
+    return out
+
+
+@pytest.mark.parametrize('beta1,beta2', [(0.0, 0.99), (0.9, 0.999)])
+def test_adam_is_tf1_adam_bit_for_bit(beta1, beta2):
+    # The official beta1=0, beta2=0.99, and the projector's 0.9, 0.999; learning-rate changes
+    # and a state reset midway, inside tf.function as the training loop runs it.
+    rs = np.random.RandomState(7)
+    w0s = [rs.randn(3, 3, 8, 16).astype(np.float32), rs.randn(16).astype(np.float32)]
+    steps = [([rs.randn(*w.shape).astype(np.float32) * (t + 1) for w in w0s],
+              0.004 if t < 8 else 0.002) for t in range(20)]
+    ref = _tf1_adam_reference(w0s, steps, beta1, beta2, reset_after=11)
+    variables = [keras.Variable(w) for w in w0s]
+    opt = make_optimizer('adam', 0.004, beta1, beta2, 1e-8, variables=variables)
+    assert isinstance(opt, TF1Adam)
+
+    @tf.function
+    def step(grads, rate):
+        opt.learning_rate.assign(rate)
+        opt.apply_gradients(zip(grads, variables))
+
+    for t, (grads, rate) in enumerate(steps):
+        step([tf.constant(g) for g in grads], tf.constant(rate))
+        for ours, theirs in zip(variables, ref[t]):
+            np.testing.assert_array_equal(ours.numpy(), theirs, err_msg=f'step {t + 1}')
+        if t == 11:
+            reset_optimizer_state(opt)
+    # Keras' own Adam is not TF1's arithmetic: the check above would see the difference.
+    keras_var = keras.Variable(w0s[0])
+    keras_opt = keras.optimizers.Adam(0.004, beta1, beta2, 1e-8)
+    for grads, rate in steps[:3]:
+        keras_opt.apply_gradients([(tf.constant(grads[0]), keras_var)])
+    assert not np.array_equal(keras_var.numpy(), _tf1_adam_reference(
+        w0s[:1], [(g[:1], r) for g, r in steps[:3]], beta1, beta2, reset_after=-1)[2][0])
+
+
+def test_tf1_adam_powers_follow_the_step_count_and_complete_old_states():
+    rs = np.random.RandomState(8)
+    var = keras.Variable(rs.randn(5).astype(np.float32))
+    opt = make_optimizer('adam', 0.01, 0.5, 0.99, variables=[var])
+    for _ in range(13):
+        opt.apply_gradients([(tf.constant(rs.randn(5).astype(np.float32)), var)])
+    saved = {f'{i:04d}:{v.path}': v.numpy() for i, v in enumerate(opt.variables)}
+    assert float(opt.variables[-1].numpy()) == float(opt.beta_powers_after(13)[
+        opt.variables[-1].path])
+    # A state written before the powers existed (Keras' Adam: the same variables but the two).
+    old = {k: v for k, v in saved.items() if not k.endswith('_power')}
+    assert len(old) == len(saved) - 2
+    completed = complete_saved_state(opt, old)
+    assert sorted(completed) == sorted(saved)
+    for key in saved:
+        np.testing.assert_array_equal(completed[key], saved[key])
+    # Other states are left for the caller's checks.
+    assert complete_saved_state(opt, saved) is saved
+    assert complete_saved_state(make_optimizer('adamp', variables=[var]), old) is old

@@ -111,11 +111,35 @@ def test_nonfinite_gradient_skips_the_update():
     grads[3] = grads[3] * np.nan
     assert not bool(steps.apply_D(grads, tf.constant(0.01)))
     assert int(D_opt.iterations.numpy()) == 0
+    assert D_opt.variables[-1].numpy() == np.float32(0.99)       # TF1's beta2_power: untouched
     for b, v in zip(before, D.trainable_variables):
         np.testing.assert_array_equal(b, v.numpy())
     assert bool(steps.apply_D([tf.ones_like(v) for v in D.trainable_variables], tf.constant(0.01)))
     assert int(D_opt.iterations.numpy()) == 1
+    assert D_opt.variables[-1].numpy() == np.float32(np.float32(0.99) * np.float32(0.99))
     assert not np.array_equal(before[0], D.trainable_variables[0].numpy())
+
+
+def test_restore_optimizer_arrays_of_a_state_saved_with_keras_adam():
+    # Training states written before `--optimizer adam` was TF1's arithmetic lack the two beta
+    # powers; they resume with the powers TF1 would have after the saved number of steps.
+    from training import optimizers
+    rs = np.random.RandomState(3)
+    var = keras.Variable(rs.randn(4, 3).astype(np.float32))
+    keras_opt = keras.optimizers.Adam(0.01, 0.0, 0.99, 1e-8, name='D_opt')
+    for _ in range(6):
+        keras_opt.apply_gradients([(tf.constant(rs.randn(4, 3).astype(np.float32)), var)])
+    saved = tl.optimizer_arrays(keras_opt)
+    opt = optimizers.make_optimizer(variables=[keras.Variable(var.numpy())], opt_name='D_opt')
+    tl.restore_optimizer_arrays(opt, saved, 'old state')
+    for key, value in saved.items():
+        np.testing.assert_array_equal(opt.variables[int(key[:4])].numpy(), value)
+    power = np.float32(0.99)
+    for _ in range(6):
+        power = np.float32(power * np.float32(0.99))
+    assert opt.variables[-1].path == 'D_opt/beta_2_power' and opt.variables[-1].numpy() == power
+    with pytest.raises(ValueError, match='saved optimizer variables'):
+        tl.restore_optimizer_arrays(opt, dict(list(saved.items())[:3]), 'broken state')
 
 
 def _tiny_steps(res=8, sgd=False):

@@ -180,6 +180,7 @@ def optimizer_arrays(opt) -> Dict[str, np.ndarray]:
 def restore_optimizer_arrays(opt, arrays: Dict[str, np.ndarray], label: str) -> None:
     """Assigns arrays saved by `optimizer_arrays` back, checking count and shapes."""
     variables = list(opt.variables)
+    arrays = optimizers.complete_saved_state(opt, arrays)
     keys = sorted(arrays)
     if len(keys) != len(variables):
         raise ValueError(f'{label}: {len(keys)} saved optimizer variables, the optimizer has '
