@@ -80,7 +80,7 @@ def test_demo_defaults(tmp_path):
     assert notes == ['Resolution: 64x64 (the demo dataset is built at 64x64 on first use)']
     assert kw['mixing_figure'] is True and kw['G_args']['func_name'] == 'G_style'
     assert kw['G_args']['fmap_max'] < 512 and kw['G_args']['latent_size'] < 512
-    assert kw['total_kimg'] == 40 and kw['sched_args']['lod_initial_resolution'] == 8
+    assert kw['total_kimg'] == 42 and kw['sched_args']['lod_initial_resolution'] == 8
     assert kw['sched_args']['minibatch_base'] == 4 and kw['sched_args']['minibatch_dict'] == {32: 8}
     assert kw['sched_args']['G_lrate_dict'][64] == kw['sched_args']['D_lrate_dict'][64] < kw['sched_args']['G_lrate_base']
     _, kw = to.resolve_options(dict(config='stylegan2-demo', data_dir=str(tmp_path)))
@@ -110,7 +110,7 @@ def test_resolution_follows_the_dataset_for_every_config(datasets, config, res):
     assert kw['dataset_args']['resolution'] == 16                           # --resolution wins
 
 
-@pytest.mark.parametrize('res,kimg,start', [(4, 28, 4), (32, 36, 8), (64, 40, 8), (128, 44, 8)])
+@pytest.mark.parametrize('res,kimg,start', [(4, 30, 4), (32, 38, 8), (64, 42, 8), (128, 46, 8)])
 def test_demo_schedule_fits_the_dataset(datasets, res, kimg, start):
     """Grown from 8x8 (or the dataset's size below that), ending with a 28-kimg stable phase at
     full size."""

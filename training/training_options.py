@@ -85,7 +85,7 @@ DEMO_LRATE_FROM_64 = {res: 0.004 for res in (64, 128, 256, 512, 1024)}
 # becomes the default").
 _DEMO = dict(
     _STYLEGAN, network=DEMO_NETWORK, dataset='demo', mirror_augment=True, any_gpus=True,
-    gpu_minibatch=False, kimg='growing', final_phase_kimg=28,
+    gpu_minibatch=False, kimg='growing', final_phase_kimg=30,
     sched=dict(lod_initial_resolution=8, lod_training_kimg=2, lod_transition_kimg=2,
                minibatch_base=4, minibatch_dict={32: 8}, G_lrate_base=0.008, D_lrate_base=0.008,
                G_lrate_dict=dict(DEMO_LRATE_FROM_64), D_lrate_dict=dict(DEMO_LRATE_FROM_64),
@@ -138,7 +138,7 @@ PER_CONFIG_FLAGS = dict(dataset='dataset', kimg='kimg', mirror_augment='mirror_a
 def demo_kimg(resolution: Optional[int], config: str = 'demo') -> float:
     """A growing preset's default length at a resolution: the growing schedule up to it, then a
     stable phase of `final_phase_kimg` there (the demo: 2 kimg at 8x8, then 2 kimg fade-in + 2 kimg
-    stable per doubling, and 28 kimg at full size: 36 at 32x32, 40 at 64x64, 44 at 128x128), so the
+    stable per doubling, and 30 kimg at full size: 38 at 32x32, 42 at 64x64, 46 at 128x128), so the
     last phase trains the full resolution, longest, as the sharp detail needs."""
     preset = PRESETS[config]
     sched = preset['sched']
