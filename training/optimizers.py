@@ -8,7 +8,7 @@ the same "epsilon hat" formula,
 ``w -= lr * sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + epsilon)``, so the three differ
 only in weight decay and AdamP's projection; but Keras rounds the double 1 - beta2 and calls
 `pow`, so its updates differ from TF1's in the last bits of some elements (docs/performance.md,
-"The 64x64 ratio with a longer baseline phase").
+"TF1's Adam becomes --optimizer adam").
 
 Keras 3 notes for the training loop:
 * Build an optimizer on its variables (`opt.build(vars)`, or `make_optimizer(...,

@@ -79,10 +79,11 @@ DEMO_LRATE_FROM_64 = {res: 0.004 for res in (64, 128, 256, 512, 1024)}
 # there, and issue 20's 2x per kimg at 32x32. The FID mostly keeps falling with the kimg at 64x64
 # (at lr 0.008: 150 -> 130 -> 119 at 18, 24, 30 kimg in one run, 170 -> 152 -> 143 at 24, 30, 36
 # in another; with this recipe on seed 1000 149 -> 135 -> 123 -> 118 at 24, 30, 36, 40), so the
-# last phase takes most of what the 10 minutes leave: 28 kimg (40 in all: FID 117.6, 118.5, 134.3
-# and 135.3 on seeds 1000-1003, mean 126.4 against 129.1 at 36, where two seeds did not improve;
-# docs/performance.md "Demo recipes" and the sections after "8 images per step at 32x32 (P)
-# becomes the default").
+# last phase takes most of what the 10 minutes leave: 30 kimg (42 in all). With Keras' Adam 40 in
+# all measured FID 117.6, 118.5, 134.3 and 135.3 on seeds 1000-1003 (mean 126.4 against 129.1 at
+# 36); with TF1's Adam (`--optimizer adam` since) seed 1000 measured 120.5 at 40, 117.1 at 42 and
+# 109.5 at 44, and 42 kimg take 8 min 36 s (docs/performance.md "Demo recipes", the sections after
+# "8 images per step at 32x32 (P) becomes the default" and "TF1's Adam becomes --optimizer adam").
 _DEMO = dict(
     _STYLEGAN, network=DEMO_NETWORK, dataset='demo', mirror_augment=True, any_gpus=True,
     gpu_minibatch=False, kimg='growing', final_phase_kimg=30,
