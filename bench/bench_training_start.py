@@ -29,7 +29,7 @@ and recipe), not the code alone on the same networks.
 Example:
     python bench/bench_training_start.py                          # aac619f vs this tree, 3 kimg (~8 min)
     python bench/bench_training_start.py --kimg 6 --repeats 2 --data datasets   # an existing datasets/demo
-    python bench/bench_training_start.py --kimg 15 --as-shipped    # this tree's whole demo, as a user runs it
+    python bench/bench_training_start.py --kimg 15 --as-shipped    # the demos' first 15 kimg, as users run them
     python bench/bench_training_start.py --kimg 24 --as-shipped --repeats 2 --data datasets   # 9 stable
                                         # 64x64 ticks of the baseline per run (~30 min)
     python bench/bench_training_start.py --kimg 4 --as-shipped --extra="--resolution 8"   # 8x8 stable
