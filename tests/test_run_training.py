@@ -133,7 +133,7 @@ def test_dry_run_shows_the_dataset_resolution(datasets, tmp_path):
     assert out.returncode == 0, out.stderr
     assert f'Resolution: 32x32 (the dataset {os.path.join(datasets, "toy32")}\'s largest)' in out.stdout
     options = json.loads(out.stdout[out.stdout.index('{'):out.stdout.rindex('}') + 1])
-    assert options['dataset_args']['resolution'] == 32 and options['total_kimg'] == 36
+    assert options['dataset_args']['resolution'] == 32 and options['total_kimg'] == 38
     assert not (tmp_path / 'r').exists()
 
 
