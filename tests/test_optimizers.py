@@ -270,3 +270,23 @@ def test_tf1_adam_powers_follow_the_step_count_and_complete_old_states():
     # Other states are left for the caller's checks.
     assert complete_saved_state(opt, saved) is saved
     assert complete_saved_state(make_optimizer('adamp', variables=[var]), old) is old
+
+
+def test_tf1_adam_powers_after_many_steps_underflow_as_tensorflow_does():
+    # beta2^t leaves float32's normal range after about 8,700 steps; TensorFlow's kernels flush
+    # the subnormal products to 0 and the recomputation for old states must agree.
+    var = keras.Variable(np.ones([2], np.float32))
+    opt = make_optimizer('adam', 1e-6, 0.5, 0.99, variables=[var])
+    grad = tf.constant([1e-3, -1e-3])
+
+    @tf.function
+    def run(n):
+        for _ in tf.range(n):
+            opt.apply_gradients([(grad, var)])
+
+    for steps in (8000, 1000):          # 8,000 then 9,000 applies in all
+        run(tf.constant(steps))
+        expected = opt.beta_powers_after(int(opt.iterations))
+        for power in opt.variables[-2:]:
+            assert power.numpy() == expected[power.path], (int(opt.iterations), power.path)
+    assert opt.variables[-1].numpy() == 0 and int(opt.iterations) == 9000

@@ -205,14 +205,19 @@ class TF1Adam(keras.optimizers.Adam):
 
     def beta_powers_after(self, steps: int) -> Dict[str, np.ndarray]:
         """The two power variables' values after `steps` applies: beta multiplied into a float32
-        `steps` times, as `apply` does (for training states saved before the powers existed)."""
+        `steps` times, as `apply` does (for training states saved before the powers existed).
+        TensorFlow's CPU kernels flush subnormal results to zero, so products below float32's
+        smallest normal number become 0 here too (numpy alone would keep them)."""
+        tiny = np.finfo(np.float32).tiny
         values = {}
         for power, beta in ((self._beta_1_power, self.beta_1), (self._beta_2_power, self.beta_2)):
             beta32 = value = np.float32(beta)
             for _ in range(int(steps)):
-                if value == 0:      # float32 underflow reached: every later product is 0 too
+                if value == 0:      # every later product is 0 too
                     break
                 value = np.float32(value * beta32)
+                if abs(value) < tiny:
+                    value = np.float32(0)
             values[power.path] = np.array(value, np.float32)
         return values
 
