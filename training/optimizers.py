@@ -191,17 +191,21 @@ class TF1Adam(keras.optimizers.Adam):
             beta2=tf.constant(self.beta_2, dtype), epsilon=tf.constant(self.epsilon, dtype),
             grad=tf.cast(gradient, dtype), use_locking=False)
 
+    def _powers(self):
+        """(power variable, its beta) for beta1 and beta2."""
+        return ((self._beta_1_power, self.beta_1), (self._beta_2_power, self.beta_2))
+
     def apply(self, grads, trainable_variables=None):
         """Keras' apply, then TF1's `_finish`: both powers times their beta."""
         result = super().apply(grads, trainable_variables)
-        for power, beta in ((self._beta_1_power, self.beta_1), (self._beta_2_power, self.beta_2)):
+        for power, beta in self._powers():
             power.assign(power * tf.constant(beta, tf.float32))
         return result
 
     def reset_beta_powers(self) -> None:
         """Back to the initial beta1, beta2 (TF1's initializers; the lod-phase reset)."""
-        self._beta_1_power.assign(self.beta_1)
-        self._beta_2_power.assign(self.beta_2)
+        for power, beta in self._powers():
+            power.assign(beta)
 
     def beta_powers_after(self, steps: int) -> Dict[str, np.ndarray]:
         """The two power variables' values after `steps` applies: beta multiplied into a float32
@@ -210,7 +214,7 @@ class TF1Adam(keras.optimizers.Adam):
         smallest normal number become 0 here too (numpy alone would keep them)."""
         tiny = np.finfo(np.float32).tiny
         values = {}
-        for power, beta in ((self._beta_1_power, self.beta_1), (self._beta_2_power, self.beta_2)):
+        for power, beta in self._powers():
             beta32 = value = np.float32(beta)
             for _ in range(int(steps)):
                 if value == 0:      # every later product is 0 too
