@@ -164,9 +164,10 @@ def test_static_phase_trains_stylegan2_with_compiled_ops():
 
 
 def test_summed_kernel_gradients_equal_the_reference_to_the_bit(monkeypatch):
-    """The resampling convolutions' 4x4 kernel (tf2/layers.py _summed_4x4_kernel) takes its
-    windows with tf.slice and the up-conv flips its kernel with tf.reverse (_flip_hw), whose
-    gradients are cheaper than those of the references' strided slices; every
+    """The resampling convolutions' 4x4 kernel (tf2/layers.py _summed_4x4_kernel) has its own
+    gradient (four 3x3 windows of the 4x4 gradient added, where the reference's graph pads four
+    times, adds and crops) and the up-conv flips its kernel with tf.reverse (_flip_hw), whose
+    gradient is cheaper than that of the reference's strided slice; every
     gradient of a compiled (Grappler-optimised) D step with R1 and of a G step must stay the
     reference's to the bit, or the deterministic demo's documented FIDs would change. At 32x32
     both G's up-conv and D's down-conv take the strided 4x4 form (STRIDED_RESAMPLE_MIN_SIZE)."""

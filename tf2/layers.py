@@ -204,19 +204,28 @@ def _summed_4x4_kernel_reference(w: tf.Tensor) -> tf.Tensor:
 def _summed_4x4_kernel(w: tf.Tensor) -> tf.Tensor:
     """`_summed_4x4_kernel_reference` with a cheaper gradient, equal to it to the bit.
 
-    The four windows are `tf.slice` ops, whose gradient is a Pad, where the reference's strided
-    slices have StridedSliceGrad, a slow CPU kernel (5 % of the demo's 64x64 training step; issue
-    20). Each window has its own name scope because Grappler adds the four window gradients in
-    the order of their op names (the optimised graphs show the AddN's inputs sorted by name): named
-    w0..w3 in window order, they are summed as the reference's strided_slice..strided_slice_3 are,
-    so every gradient stays the reference's to the bit (tests/test_lod_phase.py).
+    The reference's gradient pads the 4x4 gradient four times to 5x5 (the gradients of its
+    windows), sums the four and crops the 3x3 middle (the pad's gradient); its strided slices
+    even have StridedSliceGrad, a slow CPU kernel. Every 3x3 element of that sum has all four
+    windows in it, so the gradient is the sum of four 3x3 windows of the 4x4 gradient, added in
+    the order the reference's compiled graph adds them (window order: Grappler's AddN takes the
+    window gradients sorted by op name), so every gradient stays the reference's to the bit
+    (tests/test_lod_phase.py). Only first-order gradients flow through the kernel: R1 differentiates
+    twice with respect to the images, once with respect to the weights.
     """
-    w = tf.pad(w, [[1, 1], [1, 1], [0, 0], [0, 0]])
+    @tf.custom_gradient
+    def summed(w):
+        p = tf.pad(w, [[1, 1], [1, 1], [0, 0], [0, 0]])
 
-    def window(name: str, dy: int, dx: int) -> tf.Tensor:
-        with tf.name_scope(name):
-            return tf.slice(w, [dy, dx, 0, 0], [4, 4, -1, -1])
-    return window('w0', 1, 1) + window('w1', 0, 1) + window('w2', 1, 0) + window('w3', 0, 0)
+        def window(dy: int, dx: int) -> tf.Tensor:
+            return tf.slice(p, [dy, dx, 0, 0], [4, 4, -1, -1])
+
+        def grad(dk):
+            def window3(dy: int, dx: int) -> tf.Tensor:
+                return tf.slice(dk, [dy, dx, 0, 0], [3, 3, -1, -1])
+            return tf.add_n([window3(0, 0), window3(1, 0), window3(0, 1), window3(1, 1)])
+        return window(1, 1) + window(0, 1) + window(1, 0) + window(0, 0), grad
+    return summed(w)
 
 
 def fused_upscale2d_conv2d(x: tf.Tensor, w: tf.Tensor, data_format: str) -> tf.Tensor:
