@@ -14,9 +14,11 @@ the demo dataset, and prints:
    time of each part of a step, each synchronised on its own (`.numpy()` of its result):
    input pipeline fetch, prepare_reals, D_grads, apply_D, update_Gs, G_grads, apply_G.
    "step" is the unsynchronised sequence of those parts (one sync at the end); "v1 step" is the
-   step as training runs it on one device: the fetch, then one compiled call for the whole
-   minibatch (`TrainSteps.minibatch_v1`: D step, Gs average, G step; the same ops).
-3. With --profile: a tf.profiler capture of --profile-steps v1 steps at each resolution, reduced
+   step as training runs it on one device: the fetches, then one compiled call for
+   --minibatches-per-call whole minibatches at full resolution, one below it
+   (`TrainSteps.minibatch_v1`: D step, Gs average, G step each; the same ops), its time divided
+   by the minibatches.
+3. With --profile: a tf.profiler capture of --profile-steps such calls at each resolution, reduced
    to the time op kernels were in flight, by op type, and the share of the wall clock with 0, 1 or
    2+ kernels in flight (kernel durations are wall-clock: on a loaded machine they include time
    the thread was descheduled; the time between kernels is not idle CPU: the executor, Python and
@@ -58,6 +60,7 @@ from training.training_options import PRESETS   # noqa: E402  (no TensorFlow imp
 
 DEMO_MINIBATCH = PRESETS['demo']['sched']['minibatch_base']
 DEMO_MINIBATCH_DICT = PRESETS['demo']['sched']['minibatch_dict']
+DEMO_PER_CALL = PRESETS['demo']['v1_minibatches_per_call']
 
 
 def _sync(x):
@@ -85,7 +88,7 @@ def count_graph_ops(concrete) -> int:
 class Bench:
     """The demo's networks, optimizers, dataset and TrainSteps, built as training_loop builds them."""
 
-    def __init__(self, data_dir: str, minibatch: int, log, tf_cond: bool = False):
+    def __init__(self, data_dir: str, minibatch: int, log, tf_cond: bool = False, per_call: int = 1):
         t = time.perf_counter()
         import tensorflow as tf
         self.tf = tf
@@ -113,6 +116,7 @@ class Bench:
                                    lambda *a: loss.D_logistic_simplegp(*a, r1_gamma=10.0),
                                    rng, True, self.dataset.dynamic_range, [-1, 1])
         self.minibatch = minibatch
+        self.per_call = per_call        # minibatches per compiled call of v1_step
         self.tf_cond = tf_cond          # True: the tf.cond structure of before the static phases
         self.lrate = tf.constant(0.003)
         self.beta = tf.constant(0.5 ** (minibatch / 1000.0))
@@ -154,14 +158,16 @@ class Bench:
     PARTS = ('fetch', 'prepare', 'D_grads', 'apply_D', 'update_Gs', 'G_grads', 'apply_G')
 
     def v1_step(self):
-        """One step as training runs it on one device (training_loop's run_minibatch_v1): the
-        fetch, then one compiled call for D step, Gs average and G step, one round each."""
+        """Steps as training runs them on one device (training_loop's run_minibatches_v1): the
+        fetches, then one compiled call for `per_call` minibatches of D step, Gs average and G
+        step, one round each."""
         tf = self.tf
-        reals, labels = self.dataset.get_minibatch_tf()
-        D_ok, _, _, _ = self.steps.minibatch_v1(
-            tf.stack([reals]), tf.stack([labels]), self.lod, self.lrate, self.lrate, self.beta,
-            self.labels[None], None, D_reg=None, G_reg=None, phase=self.phase)
-        return D_ok
+        fetched = [self.dataset.get_minibatch_tf() for _ in range(self.per_call)]
+        results = self.steps.minibatch_v1(
+            tf.stack([[reals] for reals, _ in fetched]), tf.stack([[labels] for _, labels in fetched]),
+            self.lod, self.lrate, self.lrate, self.beta,
+            tf.stack([self.labels[None]] * self.per_call), None, D_reg=None, G_reg=None, phase=self.phase)
+        return results[-1][0]
 
     def step(self):
         """The parts one call each, one after the other, no sync between them (the loop's three
@@ -256,6 +262,10 @@ def main(argv=None) -> int:
                         help='trace the tf.cond structure (before static lod phases) instead of '
                              'one graph per lod phase as training does')
     parser.add_argument('--profile-steps', type=int, default=5)
+    parser.add_argument('--minibatches-per-call', type=int, default=DEMO_PER_CALL,
+                        help='minibatches per compiled call of the v1 step at full resolution, '
+                             'one below it as in training (default: '
+                             f'{DEMO_PER_CALL}, the demo preset\'s v1_minibatches_per_call)')
     parser.add_argument('--tf-default-threads', action='store_true',
                         help="TensorFlow's default intra-op threads instead of the demo preset's "
                              '(one thread per op on 2 cores, as run_training.py sets it)')
@@ -280,14 +290,16 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         create_demo(data, resolution=64, progress=False, log=lambda *_: None)
         log('build demo dataset (not in a normal run)', time.perf_counter() - t)
-    b = Bench(data, args.minibatch, log, tf_cond=args.tf_cond)
+    b = Bench(data, args.minibatch, log, tf_cond=args.tf_cond, per_call=args.minibatches_per_call)
     tf = b.tf
     full_log2 = b.dataset.resolution_log2
     print(f'TensorFlow {tf.__version__}, {os.cpu_count()} CPU(s), oneDNN '
           f'{os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (off without AVX-512)")}, intra-op '
           f'threads {os.environ.get("TF_NUM_INTRAOP_THREADS", "default")}; '
           f'demo networks G_style/D_basic at {b.dataset.resolution}x{b.dataset.resolution}, '
-          f'minibatch {args.minibatch}, {args.steps} timed repetitions per resolution')
+          f'minibatch {args.minibatch}, {args.steps} timed repetitions per resolution, '
+          f'{args.minibatches_per_call} minibatch(es) per compiled call of the v1 step at full '
+          f'resolution (1 below it, as training runs them)')
 
     # 1. Start-up: first call of each part at the first resolution's lod.
     b.set_lod(full_log2 - int(resolutions[0]).bit_length() + 1, args.minibatch)
@@ -316,6 +328,7 @@ def main(argv=None) -> int:
     for res in resolutions:
         lod = full_log2 - (res.bit_length() - 1)
         b.set_lod(lod, args.minibatch)
+        b.per_call = args.minibatches_per_call if lod == 0 else 1     # as training groups them
         before = b.tracing_counts()
         first, _ = _timed(b.step)
         retraced = [k for k, v in b.tracing_counts().items() if v != before[k]]
@@ -325,7 +338,7 @@ def main(argv=None) -> int:
             for part in Bench.PARTS:
                 times[part].append(_timed(getattr(b, part))[0])
             times['step'].append(_timed(b.step)[0])
-            times['v1_step'].append(_timed(b.v1_step)[0])
+            times['v1_step'].append(_timed(b.v1_step)[0] / b.per_call)     # per minibatch
         med = {k: sorted(v)[len(v) // 2] * 1e3 for k, v in times.items()}
         rows[res] = med
         print(f'{res:>4} {lod:>4} ' + ''.join(f'{med[p]:>10.1f}' for p in Bench.PARTS) +
@@ -337,9 +350,9 @@ def main(argv=None) -> int:
     # 3. Op-level profile (tf.profiler), taken right after each resolution's timing.
     for res, (wall, busy, threads, in_flight) in profiles.items():
         total = sum(busy.values())
-        n = args.profile_steps
+        n = args.profile_steps * b.per_call          # minibatches profiled
         span = sum(in_flight.values())
-        print(f'\ntf.profiler at {res} px, {n} v1 steps: wall {wall * 1e3 / n:.1f} ms/step; op kernels busy '
+        print(f'\ntf.profiler at {res} px, {n} v1 steps ({args.profile_steps} call(s) of {b.per_call}): wall {wall * 1e3 / n:.1f} ms/step; op kernels busy '
               f'{total * 1e3 / n:.1f} ms/step summed over {len(threads)} threads '
               f'({100 * total / (wall * os.cpu_count()):.0f} % of {os.cpu_count()} cores x wall)')
         print('  op kernels in flight, share of the time from the first kernel to the last: ' +

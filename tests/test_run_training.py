@@ -41,6 +41,7 @@ def test_official_gpu_presets(gpus, base, mb_dict):
     assert kw['num_gpus'] == gpus and kw['total_kimg'] == 25000
     assert kw['G_smoothing_kimg'] == 10.0 and kw['network_snapshot_ticks'] == 10
     assert kw['image_snapshot_ticks'] == 1 and kw['random_seed'] == 1000
+    assert kw['v1_minibatches_per_call'] == 1           # the official one call per minibatch
     assert kw['G_args'] == {'func_name': 'G_style'} and kw['D_args'] == {'func_name': 'D_basic'}
     assert kw['G_loss_args'] == {'func_name': 'training.loss.G_logistic_nonsaturating'}
     assert kw['D_loss_args'] == {'func_name': 'training.loss.D_logistic_simplegp', 'r1_gamma': 10.0}
@@ -82,6 +83,7 @@ def test_demo_defaults(tmp_path):
     assert kw['G_args']['fmap_max'] < 512 and kw['G_args']['latent_size'] < 512
     assert kw['total_kimg'] == 42 and kw['sched_args']['lod_initial_resolution'] == 8
     assert kw['sched_args']['minibatch_base'] == 4 and kw['sched_args']['minibatch_dict'] == {32: 8}
+    assert kw['v1_minibatches_per_call'] == 4           # at 64x64: a schedule evaluation per call
     assert kw['sched_args']['G_lrate_dict'][64] == kw['sched_args']['D_lrate_dict'][64] < kw['sched_args']['G_lrate_base']
     _, kw = to.resolve_options(dict(config='stylegan2-demo', data_dir=str(tmp_path)))
     assert kw['dataset_args'] == {'tfrecord_dir': str(tmp_path / 'demo32'), 'resolution': 32}

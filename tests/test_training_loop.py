@@ -202,27 +202,35 @@ def test_compiled_rounds_equal_the_per_round_pieces(lod):
     np.testing.assert_array_equal(fast.rng.state.numpy(), ref.rng.state.numpy())
 
 
+def _copy_all(src, dst):
+    _copy_state(src, dst)
+    for a, b in zip(src.Gs.variables, dst.Gs.variables):
+        b.assign(a)
+
+
 @pytest.mark.parametrize('lod', [0.0, 0.5])
 def test_one_call_minibatch_equals_the_three_calls(lod):
-    """minibatch_v1 (the loop's one compiled call per v1 minibatch) is D_step, update_Gs and
-    G_step in that order: the same losses, the same G, D and Gs weights and the same training
-    stream state after two minibatches (with Adam, the demo's optimizer: atol 1e-5 is far below
-    its +-lr first step, so an update missing, doubled or out of order fails)."""
+    """minibatch_v1 (the loop's one compiled call for k v1 minibatches, here 2) is D_step,
+    update_Gs and G_step in that order, minibatch after minibatch: the same losses, the same G, D
+    and Gs weights and the same training stream state. With plain SGD (see _tiny_steps: Adam
+    turns the rounding noise of gradients that are zero in exact arithmetic, such as a bias
+    before an instance norm, into +-lr steps, and the two graphs round differently) at lr 0.01
+    and 0.02 an update missing, doubled or out of order moves weights far beyond atol 1e-5;
+    test_minibatches_in_one_call_equal_one_call_each_to_the_bit compares with Adam to the bit."""
     from tf2 import layers as L
-    fused, ref = _tiny_steps(), _tiny_steps()
-    _copy_state(fused, ref)
-    for a, b in zip(fused.Gs.variables, ref.Gs.variables):
-        b.assign(a)
+    fused, ref = _tiny_steps(sgd=True), _tiny_steps(sgd=True)
+    _copy_all(fused, ref)
     rounds, n, phase = 2, 2, L.lod_phase_key(lod)
     rng = np.random.RandomState(1)
     h = 8 // 2 ** int(np.floor(lod))
     lod_t, D_lr, G_lr, beta = (tf.constant(x, tf.float32) for x in (lod, 0.01, 0.02, 0.9))
     labels = tf.zeros([rounds, n, 0])
-    for _minibatch in range(2):
-        reals = tf.constant(rng.randint(0, 256, [rounds, n, 3, h, h]), tf.uint8)
-        D_ok, D_out, G_ok, G_out = fused.minibatch_v1(reals, labels, lod_t, D_lr, G_lr, beta, labels,
-                                                      phase=phase)
-        ok, out = ref.D_step(reals, labels, lod_t, D_lr, phase=phase)
+    reals = tf.constant(rng.randint(0, 256, [2, rounds, n, 3, h, h]), tf.uint8)
+    results = fused.minibatch_v1(reals, tf.stack([labels] * 2), lod_t, D_lr, G_lr, beta,
+                                 tf.stack([labels] * 2), phase=phase)
+    assert len(results) == 2
+    for (D_ok, D_out, G_ok, G_out), minibatch in zip(results, reals):
+        ok, out = ref.D_step(minibatch, labels, lod_t, D_lr, phase=phase)
         ref.update_Gs(beta)
         ok2, out2 = ref.G_step(labels, lod_t, G_lr, phase=phase)
         assert bool(D_ok) and bool(G_ok) and bool(ok) and bool(ok2) and 'reals' not in D_out
@@ -233,6 +241,86 @@ def test_one_call_minibatch_equals_the_three_calls(lod):
         for a, b in zip(getattr(fused, net).variables, getattr(ref, net).variables):
             np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5, err_msg=f'{net} {a.name}')
     assert int(fused.G_opt.iterations.numpy()) == int(ref.G_opt.iterations.numpy()) == 2
+
+
+def _all_state(steps):
+    return [v.numpy() for v in steps.G.variables + steps.D.variables + steps.Gs.variables
+            + steps.G_opt.variables + steps.D_opt.variables + [steps.rng.state]]
+
+
+def _assert_bitwise_equal(arrays_a, arrays_b):
+    assert len(arrays_a) == len(arrays_b)
+    differing = [i for i, (a, b) in enumerate(zip(arrays_a, arrays_b))
+                 if a.dtype != b.dtype or a.shape != b.shape
+                 or not np.array_equal(np.atleast_1d(a).view(np.uint8), np.atleast_1d(b).view(np.uint8))]
+    assert not differing, differing
+
+
+def _minibatches(steps, reals, lod, phase, k):
+    """reals [m, rounds, n, C, h, w] through minibatch_v1, k minibatches per call."""
+    rounds, n = int(reals.shape[1]), int(reals.shape[2])
+    labels = tf.zeros([k, rounds, n, 0])
+    args = tuple(tf.constant(x, tf.float32) for x in (lod, 0.01, 0.02, 0.9))
+    for i in range(0, int(reals.shape[0]), k):
+        steps.minibatch_v1(reals[i:i + k], labels, *args, labels, phase=phase)
+
+
+@pytest.mark.parametrize('lod', [0.0, 0.5])
+def test_minibatches_in_one_call_equal_one_call_each_to_the_bit(lod):
+    """Four minibatches of one round as one compiled call (the demo's v1_minibatches_per_call at
+    full resolution) and as four calls leave every weight, Adam slot, beta power and the training
+    stream bit for bit the same: the demo's documented FIDs rest on it. (With several rounds per
+    minibatch the sums differ in the last bits, and the loop does not group: see
+    test_minibatches_per_call_at_full_resolution_give_the_same_run.)"""
+    from tf2 import layers as L
+    grouped, single = _tiny_steps(), _tiny_steps()
+    _copy_all(grouped, single)
+    h = 8 // 2 ** int(np.floor(lod))
+    reals = tf.constant(np.random.RandomState(2).randint(0, 256, [4, 1, 4, 3, h, h]), tf.uint8)
+    _minibatches(grouped, reals, lod, L.lod_phase_key(lod), 4)
+    _minibatches(single, reals, lod, L.lod_phase_key(lod), 1)
+    _assert_bitwise_equal(_all_state(grouped), _all_state(single))
+
+
+def _demo_steps():
+    """TrainSteps on the demo's networks at 64x64 (training_options.DEMO_NETWORK), as the demo
+    trains them, with the same initial state every time (seeded)."""
+    from tf2 import checkpoint, networks_stylegan as nets
+    from training import loss, optimizers
+    from training.training_options import DEMO_NETWORK
+    keras.utils.set_random_seed(11)
+    G = nets.G_style(num_channels=3, resolution=64, label_size=0, **DEMO_NETWORK)
+    D = nets.D_basic(num_channels=3, resolution=64, label_size=0, fmap_base=DEMO_NETWORK['fmap_base'],
+                     fmap_max=DEMO_NETWORK['fmap_max'])
+    Gs = checkpoint.clone(G, 'Gs')
+    G_opt = optimizers.make_optimizer(variables=G.trainable_variables)
+    D_opt = optimizers.make_optimizer(variables=D.trainable_variables)
+    return tl.TrainSteps(G, D, Gs, G_opt, D_opt, loss.G_logistic_nonsaturating,
+                         lambda *a: loss.D_logistic_simplegp(*a, r1_gamma=10.0),
+                         tf.random.Generator.from_seed(5), True, [0, 255], [-1, 1])
+
+
+def test_the_demo_at_64x64_four_minibatches_per_call_to_the_bit(monkeypatch):
+    """The demo's own case: its networks at full resolution (lod 0, 4 images, one round), four
+    minibatches in one call against one per call, to the bit. And why tl._minibatch_scope exists:
+    without it Grappler adds some gradients of the later minibatches in another order (it sorts
+    the inputs of the additions it rewrites by op name: D_9 before D_11 by number, D_11 first as
+    text) and these networks' weights differ in the last bits (the tiny ones have too few ops to
+    show it)."""
+    import contextlib
+    from tf2 import layers as L
+    reals = tf.constant(np.random.RandomState(3).randint(0, 256, [4, 1, 4, 3, 64, 64]), tf.uint8)
+    phase = L.lod_phase_key(0.0)
+    single = _demo_steps()
+    _minibatches(single, reals, 0.0, phase, 1)
+    grouped = _demo_steps()
+    _minibatches(grouped, reals, 0.0, phase, 4)
+    _assert_bitwise_equal(_all_state(grouped), _all_state(single))
+    monkeypatch.setattr(tl, '_minibatch_scope', lambda i: contextlib.nullcontext())
+    unscoped = _demo_steps()
+    _minibatches(unscoped, reals, 0.0, phase, 4)
+    with pytest.raises(AssertionError):
+        _assert_bitwise_equal(_all_state(unscoped), _all_state(single))
 
 
 def test_next_phase_schedule_follows_the_demo_schedule():
@@ -268,39 +356,46 @@ def test_next_phase_schedule_follows_the_demo_schedule():
             assert nxt is None, p
 
 
-def test_a_phase_traced_ahead_on_a_thread_is_not_traced_again(dataset_dir):
+@pytest.mark.parametrize('minibatches', [1, 2])
+def test_a_phase_traced_ahead_on_a_thread_is_not_traced_again(dataset_dir, minibatches):
     """trace_minibatch_v1 from v1_step_specs (what training's PhaseTracer runs on its thread)
-    gives the trace that the loop's call with real tensors then runs: no second trace; and the
-    step it runs is the same to the bit as one traced by the call itself."""
+    gives the trace that the loop's call with real tensors then runs: no second trace; its warm-up
+    (the trace run once on zero stand-ins of the variables, so that TensorFlow instantiates the
+    graph on that thread) leaves every real variable as it was; and the step it runs is the same
+    to the bit as one traced and first run by the call itself."""
     import threading
     from dnnlib.util import EasyDict
     from tf2 import layers as L
     from training.dataset import TFRecordDataset
     ahead, called = _tiny_steps(), _tiny_steps()
-    _copy_state(ahead, called)
-    for a, b in zip(ahead.Gs.variables, called.Gs.variables):
-        b.assign(a)
+    _copy_all(ahead, called)
+    before = _all_state(ahead)
     data = TFRecordDataset(dataset_dir, seed=3)
     lod, rounds, mbg = 0.5, 2, 2
     sched = EasyDict(lod=lod, minibatch_gpu=mbg, rounds=rounds)
     phase = L.lod_phase_key(lod)
-    specs = tl.v1_step_specs(data, sched, rounds, pl_labels=False)
-    thread = threading.Thread(target=ahead.trace_minibatch_v1, args=(specs,),
-                              kwargs=dict(phase=phase, D_reg=None, G_reg=None))
+    specs = tl.v1_step_specs(data, sched, rounds, pl_labels=False, minibatches=minibatches)
+    warmed = []
+    thread = threading.Thread(target=lambda: warmed.append(ahead.trace_minibatch_v1(
+        specs, phase=phase, D_reg=None, G_reg=None, warm_up=True)))
     thread.start()
     thread.join()
-    assert ahead.minibatch_v1_tracing_count() == 1
+    assert warmed == [True] and ahead.minibatch_v1_tracing_count() == 1
+    _assert_bitwise_equal(_all_state(ahead), before)
     data.configure(mbg, lod)
-    batches = [data.get_minibatch_tf() for _ in range(rounds)]        # as the loop fetches them
-    reals, labels = tf.stack([b[0] for b in batches]), tf.stack([b[1] for b in batches])
-    G_labels = tf.constant(np.stack([data.get_random_labels_np(mbg) for _ in range(rounds)]))
-    args = (reals, labels) + tuple(tf.constant(x, tf.float32) for x in (lod, 0.01, 0.02, 0.9)) + (G_labels, None)
+    inputs = []
+    for _minibatch in range(minibatches):           # as the loop fetches them
+        batches = [data.get_minibatch_tf() for _ in range(rounds)]
+        inputs.append((tf.stack([b[0] for b in batches]), tf.stack([b[1] for b in batches]),
+                       np.stack([data.get_random_labels_np(mbg) for _ in range(rounds)])))
+    args = ((tf.stack([x[0] for x in inputs]), tf.stack([x[1] for x in inputs]))
+            + tuple(tf.constant(x, tf.float32) for x in (lod, 0.01, 0.02, 0.9))
+            + (tf.constant(np.stack([x[2] for x in inputs])), None))
     outs = [steps.minibatch_v1(*args, D_reg=None, G_reg=None, phase=phase) for steps in (ahead, called)]
     assert ahead.minibatch_v1_tracing_count() == 1 and called.minibatch_v1_tracing_count() == 1
-    np.testing.assert_array_equal(outs[0][1]['loss'].numpy(), outs[1][1]['loss'].numpy())
-    for net in ('G', 'D', 'Gs'):
-        for a, b in zip(getattr(ahead, net).variables, getattr(called, net).variables):
-            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=f'{net} {a.name}')
+    assert len(outs[0]) == minibatches
+    np.testing.assert_array_equal(outs[0][-1][1]['loss'].numpy(), outs[1][-1][1]['loss'].numpy())
+    _assert_bitwise_equal(_all_state(ahead), _all_state(called))
 
 
 def _assert_same_update(ok, out, round_fn, rounds, apply, lrate, fast_vars, ref_vars):
@@ -373,7 +468,7 @@ def test_training_traces_each_next_phase_ahead_with_the_same_result(reference_ru
     """The tiny run grows 4x4 -> fade -> 8x8: the loop traces the fade and the 8x8 phase on the
     tracer's thread before it reaches them, each phase's step is traced once, and a run whose
     phases are all traced by the loop's own calls ends with the same snapshots to the bit."""
-    submitted, all_steps = [], []
+    submitted, all_steps, warmed = [], [], []
 
     class Recording(tl.PhaseTracer):
         def __init__(self, steps):
@@ -384,11 +479,16 @@ def test_training_traces_each_next_phase_ahead_with_the_same_result(reference_ru
             submitted.append(signature[0])
             super().submit(signature, specs, **kwargs)
 
+        def wait(self, signature):
+            warmed.append(super().wait(signature))
+            return warmed[-1]
+
     monkeypatch.setattr(tl, 'PhaseTracer', Recording)
     ahead = str(tmp_path / 'ahead')
     os.makedirs(ahead)
     tl.training_loop(run_dir=ahead, **tiny_kwargs(dataset_dir, 1.0))
     assert submitted == [0.5, 0.0]
+    assert warmed == [None, True, True]     # the first phase traced by the loop, the rest warmed up
     assert all_steps[0].minibatch_v1_tracing_count() == 3 and len(all_steps[0]._minibatch_v1_by_phase) == 3
 
     monkeypatch.setattr(Recording, 'submit', lambda self, *a, **k: None)     # nothing ahead
@@ -399,6 +499,30 @@ def test_training_traces_each_next_phase_ahead_with_the_same_result(reference_ru
     for kimg in (0, 1):
         assert_same_training_state(ahead, inline, kimg)
         assert_same_training_state(reference_run[0], inline, kimg)
+
+
+def test_minibatches_per_call_at_full_resolution_give_the_same_run(reference_run, dataset_dir,
+                                                                    tmp_path, monkeypatch):
+    """With v1_minibatches_per_call 2 the tiny run's 8x8 phase (its full resolution) runs two
+    minibatches per compiled call, the 4x4 phase and the fade-in one: the snapshots are those of
+    one minibatch per call to the bit. 4 does not divide minibatch_repeats 6: an error."""
+    signatures = []
+
+    class Recording(tl.PhaseTracer):
+        def submit(self, signature, specs, **kwargs):
+            signatures.append(signature)
+            super().submit(signature, specs, **kwargs)
+
+    monkeypatch.setattr(tl, 'PhaseTracer', Recording)
+    run_dir = str(tmp_path / 'grouped')
+    os.makedirs(run_dir)
+    tl.training_loop(run_dir=run_dir, **tiny_kwargs(dataset_dir, 1.0, v1_minibatches_per_call=2))
+    assert [(s[0], s[-1]) for s in signatures] == [(0.5, 1), (0.0, 2)]  # (lod phase, per call)
+    for kimg in (0, 1):
+        assert_same_training_state(reference_run[0], run_dir, kimg)
+    with pytest.raises(ValueError, match='v1_minibatches_per_call 4'):
+        tl.training_loop(run_dir=str(tmp_path / 'bad'), **tiny_kwargs(
+            dataset_dir, 1.0, v1_minibatches_per_call=4, minibatch_repeats=6))
 
 
 def test_runs_are_reproducible_and_resume_is_exact(reference_run, dataset_dir, tmp_path):

@@ -21,7 +21,9 @@ Additions of this port:
   tf.cond (tf2.layers.static_lod_phase); losses and statistics are read once per tick. The
   optimizer applies and the Gs average are compiled functions of their own, traced once for all
   phases, and on one device the v1 step of the schedule's next phase is traced on a background
-  thread while the current phase trains (PhaseTracer).
+  thread while the current phase trains (PhaseTracer). With `v1_minibatches_per_call` k > 1, k
+  v1 minibatches of a schedule evaluation at full resolution run in one compiled call (the demo:
+  4), the same weights to the bit, faster where one core idles through G's step.
 * Exact resume: every network snapshot `network-snapshot-<kimg>.pkl` has a sidecar
   `training-state-<kimg>.npz` with the optimizer state, the progress counters, the numpy and
   `tf.random.Generator` states and the grid latents. The sidecar is written first and names the
@@ -465,10 +467,41 @@ class TrainSteps(_Steps):
         (trace_minibatch_v1, training's PhaseTracer) while this one runs."""
         return self._minibatch_v1_function(phase)(*args, phase=phase, **kwargs)
 
-    def trace_minibatch_v1(self, specs, phase=None, **kwargs):
+    def trace_minibatch_v1(self, specs, phase=None, warm_up: bool = False, **kwargs) -> bool:
         """Traces minibatch_v1 for the tf.TensorSpecs `specs` (its positional arguments) without
-        running it; a later call with tensors of those specs runs the trace."""
-        self._minibatch_v1_function(phase).get_concrete_function(*specs, phase=phase, **kwargs)
+        running it; a later call with tensors of those specs runs the trace.
+
+        TensorFlow optimises and instantiates a traced graph at its first call (Grappler, the
+        executor: seconds for several minibatches per call, growing faster than the graph).
+        With `warm_up` the trace is also run once, here, on zero-filled stand-ins of every
+        variable it captures and zero inputs, so that the loop's first call finds it
+        instantiated; the real variables are not touched. Returns whether it was run (False
+        when a captured resource is not one of the step's variables)."""
+        concrete = self._minibatch_v1_function(phase).get_concrete_function(*specs, phase=phase,
+                                                                            **kwargs)
+        return warm_up and self._run_on_stand_ins(concrete, specs)
+
+    def _run_on_stand_ins(self, concrete, specs) -> bool:
+        # The instantiated graph is cached by function, not by the resources passed in: captured
+        # variables are inputs of the call, so the same graph runs on other variables of the
+        # same dtypes and shapes (ConcreteFunction._call_flat, the call with explicit captures).
+        own = {}
+        for v in (self.G.variables + self.D.variables + self.Gs.variables + self.G_opt.variables
+                  + self.D_opt.variables + [self.rng.state]):
+            v = v.value if isinstance(v, keras.Variable) else v
+            own[id(v.handle)] = v
+        stand_ins = []
+        for captured in concrete.captured_inputs:
+            if captured.dtype != tf.resource:
+                stand_ins.append(captured)              # a constant: read only
+            elif id(captured) in own:
+                v = own[id(captured)]
+                stand_ins.append(tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False).handle)
+            else:
+                return False
+        inputs = [tf.zeros(spec.shape, spec.dtype) for spec in specs if spec is not None]
+        concrete._call_flat(inputs, stand_ins)
+        return True
 
     def minibatch_v1_tracing_count(self) -> int:
         return sum(f.experimental_get_tracing_count() for f in self._minibatch_v1_by_phase.values())
@@ -481,20 +514,38 @@ class TrainSteps(_Steps):
 
     def _minibatch_v1(self, reals, labels, lod, D_lrate, G_lrate, Gs_beta, G_labels,
                       G_pl_labels=None, D_reg=None, G_reg=None, phase=None):
-        """A whole v1 minibatch in one compiled call: D step, Gs average, G step (step_phases'
-        order with D_repeats 1 and no lazy regulariser due). The same work, in the same order
-        (automatic control dependencies order the variable and random-stream accesses as
-        written), as D_step, update_Gs and G_step called one after the other; one call instead of
-        three saves their dispatch and lets the executor overlap independent parts (the Gs average
-        and G's forward pass with D's Adam apply): about 2 ms of an 8x8 demo step (issue 20).
-        Returns (D ok, D out without 'reals', G ok, G out)."""
-        D_ok, D_out = self._D_step(reals, labels, lod, D_lrate, reg=D_reg, phase=phase)
-        D_out.pop('reals')
-        self.update_Gs(Gs_beta)
-        G_ok, G_out = self._G_step(G_labels, lod, G_lrate, pl_labels=G_pl_labels, reg=G_reg,
-                                   phase=phase)
-        return D_ok, D_out, G_ok, G_out
+        """k whole v1 minibatches in one compiled call, k = reals.shape[0]: for each, D step, Gs
+        average, G step (step_phases' order with D_repeats 1 and no lazy regulariser due). The
+        same work, in the same order (automatic control dependencies order the variable and
+        random-stream accesses as written), as D_step, update_Gs and G_step called one after the
+        other; one call instead of three saves their dispatch and lets the executor overlap
+        independent parts (the Gs average and G's forward pass with D's Adam apply: about 2 ms of
+        an 8x8 demo step), and several minibatches in one call let minibatch i+1's D pass on the
+        reals, which needs only D's weights after update i, run beside G step i, whose chain of
+        layers leaves a core idle (issue 20; v1_minibatches_per_call).
 
+        reals, labels, G_labels (and G_pl_labels): [k, rounds, n, ...], minibatch by minibatch.
+        Returns a list of k (D ok, D out without 'reals', G ok, G out)."""
+        results = []
+        for i in range(int(reals.shape[0])):
+            with _minibatch_scope(i):
+                D_ok, D_out = self._D_step(reals[i], labels[i], lod, D_lrate, reg=D_reg, phase=phase)
+                D_out.pop('reals')
+                self.update_Gs(Gs_beta)
+                G_ok, G_out = self._G_step(G_labels[i], lod, G_lrate, reg=G_reg, phase=phase,
+                                           pl_labels=None if G_pl_labels is None else G_pl_labels[i])
+            results.append((D_ok, D_out, G_ok, G_out))
+        return results
+
+
+def _minibatch_scope(i: int):
+    """Minibatch i > 0 of a compiled call gets its own name scope. Grappler orders the inputs of
+    the additions it rewrites (the gradients of a weight used several times) by op name, so
+    without the scope the later minibatches' op names (D_7, D_9, D_11, ...) would sum some
+    gradients in another order than one minibatch per call does (D_1, D_3, D_5), and the weights
+    would differ in the last bits; inside the scope the names, relative to it, are those of
+    minibatch 0 (tests/test_training_loop.py, to the bit)."""
+    return contextlib.nullcontext() if i == 0 else tf.name_scope(f'minibatch{i}')
 
 
 # ------------------------------------------------------------------------------------------------
@@ -504,19 +555,20 @@ class TrainSteps(_Steps):
 # so a background thread traces it while the current phase trains (the step runs in TensorFlow's
 # threads, without the GIL). The graph is the same whichever thread traces it.
 
-def v1_step_signature(sched, rounds: int) -> tuple:
-    """What makes minibatch_v1 trace anew: the lod phase, the rounds and their images, and the
-    resolution of the dataset file (floor(lod))."""
-    return (tf2_layers.lod_phase_key(sched.lod), rounds, sched.minibatch_gpu, math.floor(sched.lod))
+def v1_step_signature(sched, rounds: int, minibatches: int = 1) -> tuple:
+    """What makes minibatch_v1 trace anew: the lod phase, the rounds and their images, the
+    resolution of the dataset file (floor(lod)) and the minibatches per call."""
+    return (tf2_layers.lod_phase_key(sched.lod), rounds, sched.minibatch_gpu, math.floor(sched.lod),
+            minibatches)
 
 
-def v1_step_specs(training_set, sched, rounds: int, pl_labels: bool) -> tuple:
+def v1_step_specs(training_set, sched, rounds: int, pl_labels: bool, minibatches: int = 1) -> tuple:
     """tf.TensorSpecs of minibatch_v1's positional arguments as the loop passes them under
     `sched`: reals, labels, lod, D_lrate, G_lrate, Gs_beta, G_labels, G_pl_labels."""
     images, labels = training_set.minibatch_spec(sched.minibatch_gpu, sched.lod)
 
     def per_round(spec):
-        return tf.TensorSpec([rounds] + spec.shape.as_list(), spec.dtype)
+        return tf.TensorSpec([minibatches, rounds] + spec.shape.as_list(), spec.dtype)
     scalar = tf.TensorSpec([], tf.float32)
     return (per_round(images), per_round(labels), scalar, scalar, scalar, scalar, per_round(labels),
             per_round(labels) if pl_labels else None)
@@ -547,16 +599,16 @@ class PhaseTracer:
         self._jobs = {}                 # signature -> Future
 
     def submit(self, signature: tuple, specs: tuple, **kwargs) -> None:
-        """Starts tracing minibatch_v1 for `specs` and kwargs (D_reg, G_reg, phase), once per
-        signature."""
+        """Starts tracing minibatch_v1 for `specs` and kwargs (D_reg, G_reg, phase, warm_up),
+        once per signature."""
         if signature not in self._jobs:
             self._jobs[signature] = self._pool.submit(self._steps.trace_minibatch_v1, specs, **kwargs)
 
-    def wait(self, signature: tuple) -> None:
-        """Waits for the trace of `signature`, if one was started, and raises its error."""
+    def wait(self, signature: tuple) -> Optional[bool]:
+        """Waits for the trace of `signature`, if one was started, and raises its error; returns
+        whether it was warmed up (None: never submitted)."""
         job = self._jobs.get(signature)
-        if job is not None:
-            job.result()
+        return None if job is None else job.result()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -1025,6 +1077,7 @@ def training_loop(
     G_smoothing_kimg: float = 10.0,         # Half-life of the Gs moving average, in kimg; 0 = Gs is a copy of G.
     D_repeats: int = 1,                     # D updates per G update.
     minibatch_repeats: int = 4,             # Steps between evaluations of the schedule.
+    v1_minibatches_per_call: int = 1,       # v1 on one device, at full resolution (lod 0), one round per minibatch: minibatches per compiled call (divides minibatch_repeats; the same weights to the bit).
     reset_opt_for_new_lod: bool = True,     # Reset the optimizers' state when floor(lod) or ceil(lod) changes.
     mirror_augment: bool = False,           # Flip each real image horizontally with probability 0.5.
     drange_net: Sequence[float] = (-1, 1),  # Dynamic range of the networks' images.
@@ -1071,6 +1124,9 @@ def training_loop(
         raise ValueError(f"loop_order {loop_order!r}: expected 'v1' or 'v2'")
     if loop_order == 'v2' and D_repeats != 1:
         raise ValueError(f'D_repeats {D_repeats}: the StyleGAN2 loop order has one D update per step')
+    if v1_minibatches_per_call < 1 or minibatch_repeats % v1_minibatches_per_call:
+        raise ValueError(f'v1_minibatches_per_call {v1_minibatches_per_call}: expected a divisor '
+                         f'of minibatch_repeats ({minibatch_repeats})')
     sched_args = normalize_sched_args(sched_args)
     grid_args = dict(size='4k', layout='random') if grid_args is None else grid_args
     if grid_args['layout'] != 'random':
@@ -1282,16 +1338,20 @@ def training_loop(
         nonlocal cur_nimg
         cur_nimg += ctx.sched.minibatch
 
-    def run_minibatch_v1():
-        """step_phases('v1', 1) without a regulariser due, as one compiled call."""
-        reals, labels = fetch_rounds()
-        G_labels = random_label_rounds()
-        D_ok, D_out, G_ok, G_out = steps.minibatch_v1(
-            reals, labels, ctx.lod_t, ctx.D_lrate, ctx.G_lrate, ctx.Gs_beta, G_labels['labels'],
-            G_labels.get('pl_labels'), D_reg=D_main_reg, G_reg=G_main_reg, phase=ctx.phase)
-        report_phase('D', D_ok, D_out)
-        count_images()
-        report_phase('G', G_ok, G_out)
+    def run_minibatches_v1(count: int):
+        """`count` minibatches of step_phases('v1', 1), none with a regulariser due, as one
+        compiled call; reals and labels read in the order of one minibatch at a time."""
+        inputs = [(fetch_rounds(), random_label_rounds()) for _minibatch in range(count)]
+        G_labels = {k: tf.stack([labels[k] for _, labels in inputs]) for k in inputs[0][1]}
+        results = steps.minibatch_v1(
+            tf.stack([reals for (reals, _), _ in inputs]),
+            tf.stack([labels for (_, labels), _ in inputs]), ctx.lod_t, ctx.D_lrate, ctx.G_lrate,
+            ctx.Gs_beta, G_labels['labels'], G_labels.get('pl_labels'), D_reg=D_main_reg,
+            G_reg=G_main_reg, phase=ctx.phase)
+        for D_ok, D_out, G_ok, G_out in results:
+            report_phase('D', D_ok, D_out)
+            count_images()
+            report_phase('G', G_ok, G_out)
 
     run_phase = {'D': run_D, 'D_reg': run_D_reg,
                  'G': lambda: run_G(G_main_reg, 1.0, 'G'),
@@ -1355,18 +1415,31 @@ def training_loop(
     fuse_v1 = (strategy is None and phases == step_phases('v1', 1)
                and not (D_augment is not None and hasattr(D_augment, 'update')))
     tracer = PhaseTracer(steps) if fuse_v1 else None
+    # The traces ahead also instantiate their graph (TrainSteps.trace_minibatch_v1) by running it
+    # once on stand-ins of the variables; not on a GPU, where that run's memory would add to
+    # training's.
+    warm_up_ahead = not tf.config.list_logical_devices('GPU')
     cur_signature = None
 
     def schedule_at(nimg: int):
         return training_schedule(nimg, training_set.resolution_log2, num_gpus, **sched_args)
 
     def signature_of(s) -> tuple:
-        return v1_step_signature(s, s.rounds * num_gpus)
+        return v1_step_signature(s, s.rounds * num_gpus, minibatches_per_call(s))
+
+    def minibatches_per_call(s) -> int:
+        # At full resolution only: a graph of k minibatches takes about k times as long to trace
+        # and longer still to instantiate, seconds that the demo's 2-kimg phases before it would
+        # not win back; the last phase is where a run spends its time (issue 20). And with one
+        # round per minibatch only: with several, Grappler sums some gradients of the rounds'
+        # while loop in another order inside a larger graph (last bits; tests/test_training_loop.py).
+        return v1_minibatches_per_call if s.lod == 0 and s.rounds * num_gpus == 1 else 1
 
     def step_trace_args(s) -> Tuple[tuple, dict]:
         """minibatch_v1's TensorSpecs and Python arguments under schedule `s`, as
-        run_minibatch_v1 calls it."""
-        specs = v1_step_specs(training_set, s, s.rounds * num_gpus, steps.G_loss_takes_pl_labels)
+        run_minibatches_v1 calls it for a whole group."""
+        specs = v1_step_specs(training_set, s, s.rounds * num_gpus, steps.G_loss_takes_pl_labels,
+                              minibatches_per_call(s))
         return specs, dict(D_reg=D_main_reg, G_reg=G_main_reg, phase=tf2_layers.lod_phase_key(s.lod))
 
     def trace_next_phase(sched) -> None:
@@ -1383,7 +1456,7 @@ def training_loop(
         nxt = next_phase_schedule(cur_nimg, total_nimg, schedule_at, signature_of, minibatch_repeats)
         if nxt is not None:
             specs, kwargs = step_trace_args(nxt)
-            tracer.submit(signature_of(nxt), specs, **kwargs)
+            tracer.submit(signature_of(nxt), specs, warm_up=warm_up_ahead, **kwargs)
 
     # Main loop ------------------------------------------------------------------------------
     print(f'Training for {total_kimg} kimg from kimg {cur_nimg / 1000:.3f}...')
@@ -1414,16 +1487,25 @@ def training_loop(
         if tracer is not None:
             trace_next_phase(sched)
 
+        grouped = 0         # fused v1 minibatches not run yet: minibatches_per_call(sched) per call
         for _repeat in range(minibatch_repeats):
             due = {'G_reg': regularization_due(running_mb_counter, G_reg_interval),
                    'D_reg': regularization_due(running_mb_counter, D_reg_interval)}
             running_mb_counter += 1
             if fuse_v1 and not any(due.values()):
-                run_minibatch_v1()
+                grouped += 1
+                if grouped == minibatches_per_call(sched):
+                    run_minibatches_v1(grouped)
+                    grouped = 0
                 continue
+            if grouped:     # a regulariser due: the group so far first (a call of its own size)
+                run_minibatches_v1(grouped)
+                grouped = 0
             for phase in phases:
                 if due.get(phase, True):
                     run_phase[phase]()
+        if grouped:
+            run_minibatches_v1(grouped)
 
         # Once per tick: report, image grid, snapshot.
         done = cur_nimg >= total_nimg

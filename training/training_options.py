@@ -53,7 +53,7 @@ _STYLEGAN = dict(
     sched=dict(lod_initial_resolution=8, G_lrate_dict=OFFICIAL_LRATE_DICT, D_lrate_dict=OFFICIAL_LRATE_DICT),
     gpu_minibatch=True, any_gpus=False, dataset=None, mirror_augment=False, kimg=25000.0, grid='4k',
     G_smoothing_kimg=10.0, image_snapshot_ticks=1, snapshot_ticks=10, mixing_figure=False,
-    intra_op_threads=None, desc='sgan-{dataset}{res}-{gpus}gpu')
+    intra_op_threads=None, v1_minibatches_per_call=1, desc='sgan-{dataset}{res}-{gpus}gpu')
 # Official StyleGAN2 run_training.py (spec 6.7): no growing, lazy R1 and path-length regularisation.
 _STYLEGAN2 = dict(
     _STYLEGAN, family='stylegan2', G='G_main', D='D_stylegan2', loop_order='v2',
@@ -92,7 +92,8 @@ _DEMO = dict(
                G_lrate_dict=dict(DEMO_LRATE_FROM_64), D_lrate_dict=dict(DEMO_LRATE_FROM_64),
                tick_kimg_base=1, tick_kimg_dict={}),
     grid='8x4', G_smoothing_kimg=1.0, snapshot_ticks=6, mixing_figure=True,
-    intra_op_threads=1)     # small ops: one thread each on 2 cores (distribute.choose_intra_op_threads)
+    intra_op_threads=1,     # small ops: one thread each on 2 cores (distribute.choose_intra_op_threads)
+    v1_minibatches_per_call=4)  # a schedule evaluation's 4 minibatches in one compiled call (issue 20)
 
 PRESETS = {
     'ffhq': dict(_STYLEGAN, dataset='ffhq', mirror_augment=True),
@@ -316,6 +317,7 @@ def resolve_options(launch: Dict[str, Any], notes: Optional[List[str]] = None) -
         num_gpus=replicas,
         total_kimg=float(given_or_preset('kimg')),
         G_smoothing_kimg=p['G_smoothing_kimg'],
+        v1_minibatches_per_call=p['v1_minibatches_per_call'],
         mirror_augment=bool(given_or_preset('mirror_augment')),
         image_snapshot_ticks=given_or_preset('image_snapshot_ticks'),
         network_snapshot_ticks=given_or_preset('snapshot_ticks'),
