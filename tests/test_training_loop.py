@@ -488,7 +488,7 @@ def test_training_traces_each_next_phase_ahead_with_the_same_result(reference_ru
     os.makedirs(ahead)
     tl.training_loop(run_dir=ahead, **tiny_kwargs(dataset_dir, 1.0))
     assert submitted == [0.5, 0.0]
-    assert warmed == [None, True, True]     # the first phase traced by the loop, the rest warmed up
+    assert warmed == [None, False, False]   # one minibatch per call: traced ahead, not warmed up
     assert all_steps[0].minibatch_v1_tracing_count() == 3 and len(all_steps[0]._minibatch_v1_by_phase) == 3
 
     monkeypatch.setattr(Recording, 'submit', lambda self, *a, **k: None)     # nothing ahead
@@ -506,18 +506,23 @@ def test_minibatches_per_call_at_full_resolution_give_the_same_run(reference_run
     """With v1_minibatches_per_call 2 the tiny run's 8x8 phase (its full resolution) runs two
     minibatches per compiled call, the 4x4 phase and the fade-in one: the snapshots are those of
     one minibatch per call to the bit. 4 does not divide minibatch_repeats 6: an error."""
-    signatures = []
+    signatures, warmed = [], []
 
     class Recording(tl.PhaseTracer):
         def submit(self, signature, specs, **kwargs):
             signatures.append(signature)
             super().submit(signature, specs, **kwargs)
 
+        def wait(self, signature):
+            warmed.append(super().wait(signature))
+            return warmed[-1]
+
     monkeypatch.setattr(tl, 'PhaseTracer', Recording)
     run_dir = str(tmp_path / 'grouped')
     os.makedirs(run_dir)
     tl.training_loop(run_dir=run_dir, **tiny_kwargs(dataset_dir, 1.0, v1_minibatches_per_call=2))
     assert [(s[0], s[-1]) for s in signatures] == [(0.5, 1), (0.0, 2)]  # (lod phase, per call)
+    assert warmed == [None, False, True]    # the 2-minibatch graph instantiated ahead
     for kimg in (0, 1):
         assert_same_training_state(reference_run[0], run_dir, kimg)
     with pytest.raises(ValueError, match='v1_minibatches_per_call 4'):

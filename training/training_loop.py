@@ -1415,9 +1415,11 @@ def training_loop(
     fuse_v1 = (strategy is None and phases == step_phases('v1', 1)
                and not (D_augment is not None and hasattr(D_augment, 'update')))
     tracer = PhaseTracer(steps) if fuse_v1 else None
-    # The traces ahead also instantiate their graph (TrainSteps.trace_minibatch_v1) by running it
-    # once on stand-ins of the variables; not on a GPU, where that run's memory would add to
-    # training's.
+    # The traces ahead of a graph of several minibatches also instantiate it
+    # (TrainSteps.trace_minibatch_v1) by running it once on stand-ins of the variables: seconds
+    # the loop's first call would wait. Not for one minibatch per call (about a second, which on
+    # the thread slows the current phase's ticks as much as it saves; issue 20), and not on a
+    # GPU, where that run's memory would add to training's.
     warm_up_ahead = not tf.config.list_logical_devices('GPU')
     cur_signature = None
 
@@ -1456,7 +1458,8 @@ def training_loop(
         nxt = next_phase_schedule(cur_nimg, total_nimg, schedule_at, signature_of, minibatch_repeats)
         if nxt is not None:
             specs, kwargs = step_trace_args(nxt)
-            tracer.submit(signature_of(nxt), specs, warm_up=warm_up_ahead, **kwargs)
+            tracer.submit(signature_of(nxt), specs, **kwargs,
+                          warm_up=warm_up_ahead and minibatches_per_call(nxt) > 1)
 
     # Main loop ------------------------------------------------------------------------------
     print(f'Training for {total_kimg} kimg from kimg {cur_nimg / 1000:.3f}...')
