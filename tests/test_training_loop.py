@@ -463,32 +463,45 @@ def test_smoke_run_writes_loadable_official_snapshots(reference_run, tmp_path):
     assert figures and all(os.path.isfile(f) for f in figures)
 
 
+class _TracerLog:
+    """What the loop asks of its PhaseTracer: the steps it traces for, the signatures submitted
+    ahead and, per phase reached, whether its trace was warmed up (None: not traced ahead)."""
+
+    def __init__(self):
+        self.steps, self.signatures, self.warmed = [], [], []
+
+    def tracer_class(self):
+        log = self
+
+        class Recording(tl.PhaseTracer):
+            def __init__(self, steps):
+                super().__init__(steps)
+                log.steps.append(steps)
+
+            def submit(self, signature, specs, **kwargs):
+                log.signatures.append(signature)
+                super().submit(signature, specs, **kwargs)
+
+            def wait(self, signature):
+                log.warmed.append(super().wait(signature))
+                return log.warmed[-1]
+        return Recording
+
+
 def test_training_traces_each_next_phase_ahead_with_the_same_result(reference_run, dataset_dir,
                                                                   tmp_path, monkeypatch):
     """The tiny run grows 4x4 -> fade -> 8x8: the loop traces the fade and the 8x8 phase on the
     tracer's thread before it reaches them, each phase's step is traced once, and a run whose
     phases are all traced by the loop's own calls ends with the same snapshots to the bit."""
-    submitted, all_steps, warmed = [], [], []
-
-    class Recording(tl.PhaseTracer):
-        def __init__(self, steps):
-            super().__init__(steps)
-            all_steps.append(steps)
-
-        def submit(self, signature, specs, **kwargs):
-            submitted.append(signature[0])
-            super().submit(signature, specs, **kwargs)
-
-        def wait(self, signature):
-            warmed.append(super().wait(signature))
-            return warmed[-1]
-
+    log = _TracerLog()
+    Recording = log.tracer_class()
     monkeypatch.setattr(tl, 'PhaseTracer', Recording)
     ahead = str(tmp_path / 'ahead')
     os.makedirs(ahead)
     tl.training_loop(run_dir=ahead, **tiny_kwargs(dataset_dir, 1.0))
-    assert submitted == [0.5, 0.0]
-    assert warmed == [None, False, False]   # one minibatch per call: traced ahead, not warmed up
+    all_steps = log.steps
+    assert [signature[0] for signature in log.signatures] == [0.5, 0.0]
+    assert log.warmed == [None, False, False]   # one minibatch per call: traced ahead, not warmed up
     assert all_steps[0].minibatch_v1_tracing_count() == 3 and len(all_steps[0]._minibatch_v1_by_phase) == 3
 
     monkeypatch.setattr(Recording, 'submit', lambda self, *a, **k: None)     # nothing ahead
@@ -506,23 +519,13 @@ def test_minibatches_per_call_at_full_resolution_give_the_same_run(reference_run
     """With v1_minibatches_per_call 2 the tiny run's 8x8 phase (its full resolution) runs two
     minibatches per compiled call, the 4x4 phase and the fade-in one: the snapshots are those of
     one minibatch per call to the bit. 4 does not divide minibatch_repeats 6: an error."""
-    signatures, warmed = [], []
-
-    class Recording(tl.PhaseTracer):
-        def submit(self, signature, specs, **kwargs):
-            signatures.append(signature)
-            super().submit(signature, specs, **kwargs)
-
-        def wait(self, signature):
-            warmed.append(super().wait(signature))
-            return warmed[-1]
-
-    monkeypatch.setattr(tl, 'PhaseTracer', Recording)
+    log = _TracerLog()
+    monkeypatch.setattr(tl, 'PhaseTracer', log.tracer_class())
     run_dir = str(tmp_path / 'grouped')
     os.makedirs(run_dir)
     tl.training_loop(run_dir=run_dir, **tiny_kwargs(dataset_dir, 1.0, v1_minibatches_per_call=2))
-    assert [(s[0], s[-1]) for s in signatures] == [(0.5, 1), (0.0, 2)]  # (lod phase, per call)
-    assert warmed == [None, False, True]    # the 2-minibatch graph instantiated ahead
+    assert [(s[0], s[-1]) for s in log.signatures] == [(0.5, 1), (0.0, 2)]  # (lod phase, per call)
+    assert log.warmed == [None, False, True]    # the 2-minibatch graph instantiated ahead
     for kimg in (0, 1):
         assert_same_training_state(reference_run[0], run_dir, kimg)
     with pytest.raises(ValueError, match='v1_minibatches_per_call 4'):
