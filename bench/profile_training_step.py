@@ -346,13 +346,14 @@ def main(argv=None) -> int:
               f'{med["v1_step"] / args.minibatch:>10.1f}  {first:6.2f} s / {", ".join(retraced) or "nothing"}',
               flush=True)
         if args.profile:
-            profiles[res] = profile_op_types(b, args.profile_steps, os.path.join(tmp.name, f'prof{res}'))
+            profiles[res] = (b.per_call,) + profile_op_types(b, args.profile_steps,
+                                                              os.path.join(tmp.name, f'prof{res}'))
     # 3. Op-level profile (tf.profiler), taken right after each resolution's timing.
-    for res, (wall, busy, threads, in_flight) in profiles.items():
+    for res, (per_call, wall, busy, threads, in_flight) in profiles.items():
         total = sum(busy.values())
-        n = args.profile_steps * b.per_call          # minibatches profiled
+        n = args.profile_steps * per_call            # minibatches profiled at this resolution
         span = sum(in_flight.values())
-        print(f'\ntf.profiler at {res} px, {n} v1 steps ({args.profile_steps} call(s) of {b.per_call}): wall {wall * 1e3 / n:.1f} ms/step; op kernels busy '
+        print(f'\ntf.profiler at {res} px, {n} v1 steps ({args.profile_steps} call(s) of {per_call}): wall {wall * 1e3 / n:.1f} ms/step; op kernels busy '
               f'{total * 1e3 / n:.1f} ms/step summed over {len(threads)} threads '
               f'({100 * total / (wall * os.cpu_count()):.0f} % of {os.cpu_count()} cores x wall)')
         print('  op kernels in flight, share of the time from the first kernel to the last: ' +
